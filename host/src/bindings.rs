@@ -1,0 +1,16 @@
+//! The one `bindgen!` over `wit/`: host-side Rust types and traits for the `cairn:domain`
+//! worlds. The generated code stays in this module; the rest of the host names it through the
+//! re-exports below.
+
+#[allow(missing_docs)]
+mod generated {
+    wasmtime::component::bindgen!({
+        world: "aggregate-plugin",
+        path: "../wit",
+        imports: { default: tracing },
+    });
+}
+
+pub use generated::{AggregatePlugin, AggregatePluginPre};
+pub use generated::cairn::domain::{log, types};
+pub use generated::exports::cairn::domain::{aggregate, plugin};

@@ -1,0 +1,33 @@
+//! `cairn:domain/log`: plugins' structured log lines, forwarded into the host's `tracing`
+//! output with the domain, the plugin version and the export being called as fields. A line
+//! longer than [`MAX_LINE_BYTES`] is truncated (and says so); a plugin cannot flood the log
+//! with one call.
+
+mod host;
+
+/// Longest message (plus fields) kept from one log call; the rest is cut off.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Who is logging: attached to every forwarded line.
+#[derive(Debug, Clone)]
+pub struct LogContext {
+    /// The plugin's domain.
+    pub domain: String,
+    /// The plugin's semantic version.
+    pub version: String,
+    /// The export being called (`decide`, `describe`, ...).
+    pub function: &'static str,
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    true
+}

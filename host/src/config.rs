@@ -1,0 +1,131 @@
+//! One [`Config`], read from defaults, then an optional TOML file, then `CAIRN_*` environment
+//! variables (nested keys with `__`, e.g. `CAIRN_LIMITS__DEADLINE_MS=250`), then command-line
+//! flags; validated once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::Limits;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The host's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve HTTP on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the compiled-component cache.
+    pub data_dir: PathBuf,
+    /// Directory of `.wasm` plugin components loaded at start.
+    pub plugins_dir: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Attempts per command when its stream changes concurrently (409 after the last).
+    pub command_attempts: u32,
+    /// Sandbox limits of every plugin call.
+    pub limits: LimitsConfig,
+}
+
+/// Sandbox limits, as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock deadline of one plugin call, in milliseconds.
+    pub deadline_ms: u64,
+    /// Linear-memory cap per instance, in MiB.
+    pub memory_mib: usize,
+    /// Wasm stack cap, in KiB.
+    pub stack_kib: usize,
+    /// Plugin instances alive at once.
+    pub max_instances: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Self {
+            deadline_ms: limits.deadline.as_millis() as u64,
+            memory_mib: limits.memory_bytes >> 20,
+            stack_kib: limits.stack_bytes >> 10,
+            max_instances: limits.max_instances,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".cairn"),
+            plugins_dir: PathBuf::from(".cairn/plugins"),
+            log_format: LogFormat::Text,
+            max_body_bytes: 1 << 20,
+            command_attempts: 5,
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Top-level keys that `CAIRN_*` variables may set.
+const KEYS: &[&str] = &["listen", "data_dir", "plugins_dir", "log_format", "max_body_bytes", "command_attempts", "limits"];
+
+impl Config {
+    /// Defaults, then `file` (if any), then `CAIRN_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("the config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("CAIRN_").split("__").filter(|key| KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
+        );
+        let config: Config = figment.extract().context("reading the configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that would make the host misbehave.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_body_bytes < 64 {
+            bail!("max_body_bytes must be at least 64");
+        }
+        if self.command_attempts == 0 {
+            bail!("command_attempts must be at least 1");
+        }
+        if self.limits.deadline_ms == 0 || self.limits.memory_mib == 0 || self.limits.max_instances == 0 {
+            bail!("limits.deadline_ms, limits.memory_mib and limits.max_instances must be positive");
+        }
+        Ok(())
+    }
+
+    /// The runtime limits these settings describe.
+    pub fn runtime_limits(&self) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.limits.deadline_ms),
+            memory_bytes: self.limits.memory_mib << 20,
+            stack_bytes: self.limits.stack_kib << 10,
+            max_instances: self.limits.max_instances,
+        }
+    }
+}

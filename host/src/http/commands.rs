@@ -1,0 +1,84 @@
+//! `POST /v1/domains/{domain}/commands/{command}`: a JSON object in, the appended events out.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, Problem};
+use crate::engine::CommandRequest;
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Sends a command to a domain.
+pub async fn send(
+    State(state): State<AppState>,
+    Path((domain, command)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(body_problem)?;
+    check_content_type(&headers)?;
+    let payload = json_object(&body)?;
+    let idempotency_key = header_text(&headers, "idempotency-key", MAX_IDEMPOTENCY_KEY)?;
+    let correlation_id = header_text(&headers, "x-correlation-id", MAX_IDEMPOTENCY_KEY)?;
+    let outcome = state
+        .engine
+        .handle(CommandRequest { domain, command, payload, idempotency_key, correlation_id })
+        .await?;
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], outcome.body).into_response();
+    if outcome.replayed {
+        response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Maps a body that could not be read (too large, broken stream) to a problem.
+pub(super) fn body_problem(rejection: BytesRejection) -> Problem {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(status, "body-too-large", "The request body exceeds the size limit of this server.")
+    } else {
+        Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", format!("The request body could not be read: {rejection}"))
+    }
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), Problem> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let value = value.to_str().unwrap_or_default().to_ascii_lowercase();
+    let mime = value.split(';').next().unwrap_or_default().trim();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", format!("Commands are JSON; got `{mime}`.")))
+    }
+}
+
+/// The body as the JSON text of an object; an empty body is `{}`.
+fn json_object(body: &[u8]) -> Result<String, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok("{}".to_string());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("The body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "The body must be a JSON object."));
+    }
+    // Valid UTF-8 is guaranteed once serde_json accepted it.
+    Ok(String::from_utf8_lossy(body).into_owned())
+}
+
+fn header_text(headers: &HeaderMap, name: &str, max: usize) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(name) else { return Ok(None) };
+    match value.to_str() {
+        Ok(text) if !text.is_empty() && text.len() <= max => Ok(Some(text.to_string())),
+        _ => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-header",
+            format!("`{name}` must be 1 to {max} visible ASCII characters."),
+        )),
+    }
+}

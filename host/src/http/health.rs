@@ -1,0 +1,30 @@
+//! Liveness and readiness probes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{AppState, Problem};
+
+/// `GET /healthz`: the process serves HTTP.
+pub async fn alive() -> Json<Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// `GET /readyz`: the database answers with its migrations applied, and plugins are loaded.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
+    if let Err(cause) = state.store.check_ready().await {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", format!("database: {}", cause.0)));
+    }
+    let domains: Vec<Value> = state
+        .registry
+        .all()
+        .iter()
+        .map(|p| json!({ "domain": p.domain(), "version": p.version(), "digest": p.digest }))
+        .collect();
+    if domains.is_empty() {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "no plugin is loaded"));
+    }
+    Ok(Json(json!({ "status": "ready", "domains": domains })))
+}

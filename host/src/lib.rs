@@ -1,0 +1,76 @@
+//! # Cairn: a host runtime for event-sourced domain logic in WebAssembly components
+//!
+//! Plugins (built with `cairn-sdk`) decide; the host acts. Data walks one way:
+//! [`http`] → [`engine`] → [`runtime`] (the plugin decides) → [`engine`] → [`store`].
+//! [`start`] wires the rooms together and serves HTTP until shut down.
+
+pub mod bindings;
+pub mod capabilities;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod registry;
+pub mod runtime;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A host serving HTTP in the background.
+pub struct RunningHost {
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningHost {
+    /// The address it listens on (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, finishes in-flight requests, and releases the data directory.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("the server task panicked")?.context("serving HTTP")
+    }
+
+    /// Serves until the server stops by itself (an I/O error).
+    pub async fn wait(self) -> Result<()> {
+        let Self { task, shutdown, .. } = self;
+        let result = task.await.context("the server task panicked")?.context("serving HTTP");
+        drop(shutdown);
+        result
+    }
+}
+
+/// Opens the store, loads the plugins, binds `config.listen` and serves in the background.
+pub async fn start(config: &Config) -> Result<RunningHost> {
+    config.validate()?;
+    let store: Arc<dyn store::EventStore> = Arc::new(store::sqlite::SqliteEventStore::open(&config.data_dir).await?);
+    let runtime = runtime::Runtime::new(config.runtime_limits(), Some(config.data_dir.join("compiled")))?;
+    let registry = Arc::new(registry::Registry::default());
+    registry.load_dir(&runtime, &config.plugins_dir)?;
+    let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts));
+    let app = http::app(http::AppState { engine, store, registry }, config.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data = %config.data_dir.display(), plugins = %config.plugins_dir.display(), "cairn is serving");
+    Ok(RunningHost { addr, shutdown, task })
+}

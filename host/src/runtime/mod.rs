@@ -1,0 +1,140 @@
+//! The WebAssembly runtime: one wasmtime `Engine` (pooling allocator, epoch interruption), the
+//! linker with the capabilities a plugin may import, the on-disk cache of compiled components,
+//! and [`Plugin`]: one loaded, pre-instantiated plugin version. Knows nothing of HTTP or SQL.
+
+mod compile_cache;
+mod plugin;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use self::plugin::{FaultKind, Plugin, PluginFault};
+pub use self::state::HostState;
+use crate::bindings::AggregatePluginPre;
+
+/// How often the epoch ticks; deadlines are rounded up to whole ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits applied to every plugin call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock budget of one call (instantiation included), enforced by epoch interruption.
+    pub deadline: Duration,
+    /// Cap on one instance's linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Cap on the wasm stack, in bytes.
+    pub stack_bytes: usize,
+    /// Instances alive at once across the host (the pooling allocator's slots).
+    pub max_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { deadline: Duration::from_millis(100), memory_bytes: 64 << 20, stack_bytes: 512 << 10, max_instances: 256 }
+    }
+}
+
+/// The shared wasmtime engine and everything needed to load plugin versions.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    cache: compile_cache::CompileCache,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine. `cache_dir` keeps compiled components across restarts (`None`: memory only).
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Arc<Self>> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * 4)
+            .total_memories(limits.max_instances * 2)
+            .total_tables(limits.max_instances * 4)
+            .max_memory_size(limits.memory_bytes)
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(8 << 10)
+            .max_component_instance_size(1 << 20)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8);
+        let mut config = Config::new();
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.stack_bytes)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        crate::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        let cache = compile_cache::CompileCache::new(&engine, cache_dir)?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Arc::new(Self { engine, linker, limits, cache, _ticker: ticker }))
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Loads a plugin version from its component bytes: compile (or reuse the cached
+    /// compilation), link, pre-instantiate, and ask it to `describe` itself.
+    pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>> {
+        let digest = hex::encode(Sha256::digest(bytes));
+        let component: Component = self.cache.get_or_compile(&self.engine, &digest, bytes)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).context(
+            "the component imports something Cairn does not provide to aggregate plugins",
+        )?;
+        let pre = AggregatePluginPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export the `aggregate-plugin` world")?;
+        Plugin::new(self.clone(), digest, pre)
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        self.limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1
+    }
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; stops when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

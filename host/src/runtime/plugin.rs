@@ -1,0 +1,197 @@
+//! One loaded plugin version: its digest, what it says about itself, and a pre-instantiated
+//! component. Every call gets a fresh instance in a fresh store (nothing leaks between
+//! commands) under the runtime's deadline and memory cap.
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use wasmtime::Store;
+
+use super::{HostState, Runtime};
+use crate::bindings::plugin::{AggregateId, CommandInfo, DomainInfo};
+use crate::bindings::types::{NewEvent, RecordedEvent};
+use crate::bindings::{AggregatePluginPre, aggregate};
+use crate::capabilities::log::LogContext;
+
+/// A loaded plugin version. Cheap to share; immutable.
+pub struct Plugin {
+    runtime: Arc<Runtime>,
+    /// sha256 of the component bytes, lowercase hex.
+    pub digest: String,
+    /// What the plugin's `describe` returned (validated).
+    pub info: DomainInfo,
+    pre: AggregatePluginPre<HostState>,
+}
+
+/// What went wrong inside a plugin call: the host's view of a trap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The call ran past its deadline and was interrupted.
+    Deadline,
+    /// The instance hit its memory cap.
+    Memory,
+    /// The wasm stack overflowed.
+    Stack,
+    /// Any other trap (a panic, `unreachable`, a bad memory access, ...).
+    Trap,
+}
+
+/// A plugin call that did not return: the instance was discarded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {domain}@{version} trapped in `{function}`: {message}")]
+pub struct PluginFault {
+    /// What kind of fault.
+    pub kind: FaultKind,
+    /// The plugin's domain.
+    pub domain: String,
+    /// The plugin's version.
+    pub version: String,
+    /// The export that was called.
+    pub function: &'static str,
+    /// A one-line reason, safe to show a client.
+    pub message: String,
+}
+
+impl Plugin {
+    pub(super) fn new(runtime: Arc<Runtime>, digest: String, pre: AggregatePluginPre<HostState>) -> Result<Arc<Self>> {
+        let unknown = DomainInfo {
+            name: "(loading)".into(),
+            version: "?".into(),
+            description: String::new(),
+            aggregates: vec![],
+            commands: vec![],
+            event_types: vec![],
+            capabilities: vec![],
+        };
+        let mut plugin = Self { runtime, digest, info: unknown, pre };
+        let info = plugin
+            .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
+            .map_err(anyhow::Error::from)?;
+        validate(&info)?;
+        plugin.info = info;
+        Ok(Arc::new(plugin))
+    }
+
+    /// The domain's name.
+    pub fn domain(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The plugin's semantic version.
+    pub fn version(&self) -> &str {
+        &self.info.version
+    }
+
+    /// The command named `name`, if the plugin declares it.
+    pub fn command(&self, name: &str) -> Option<&CommandInfo> {
+        self.info.commands.iter().find(|c| c.name == name)
+    }
+
+    /// Whether the plugin declared `event_type`.
+    pub fn declares_event(&self, event_type: &str) -> bool {
+        self.info.event_types.iter().any(|t| t == event_type)
+    }
+
+    /// Calls `decide` on a fresh instance. Blocking: run it off the async executor.
+    pub fn decide(
+        &self,
+        request: &aggregate::DecideRequest,
+    ) -> Result<Result<Vec<NewEvent>, aggregate::DecideError>, PluginFault> {
+        self.call("decide", |store, instance| instance.cairn_domain_aggregate().call_decide(store, request))
+    }
+
+    /// Calls `fold` on a fresh instance: the aggregate's state after `history`, as JSON text.
+    pub fn fold(
+        &self,
+        aggregate: &str,
+        aggregate_id: &str,
+        history: &[RecordedEvent],
+    ) -> Result<Result<String, aggregate::DecideError>, PluginFault> {
+        self.call("fold", |store, instance| {
+            instance.cairn_domain_aggregate().call_fold(store, aggregate, aggregate_id, history)
+        })
+    }
+
+    fn call<R>(
+        &self,
+        function: &'static str,
+        body: impl FnOnce(&mut Store<HostState>, &crate::bindings::AggregatePlugin) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFault> {
+        let limits = self.runtime.limits();
+        let log = LogContext { domain: self.info.name.clone(), version: self.info.version.clone(), function };
+        let mut store = Store::new(self.pre.engine(), HostState::new(limits.memory_bytes, log));
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        store.epoch_deadline_trap();
+        let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
+        result.map_err(|error| self.fault(function, &error))
+    }
+
+    fn fault(&self, function: &'static str, error: &wasmtime::Error) -> PluginFault {
+        let (kind, message) = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => {
+                (FaultKind::Deadline, format!("the call exceeded its deadline of {:?}", self.runtime.limits().deadline))
+            }
+            Some(wasmtime::Trap::StackOverflow) => (FaultKind::Stack, "the wasm stack overflowed".to_string()),
+            Some(wasmtime::Trap::MemoryOutOfBounds) | Some(wasmtime::Trap::HeapMisaligned) => {
+                (FaultKind::Trap, "the plugin accessed memory out of bounds".to_string())
+            }
+            Some(trap) => (FaultKind::Trap, format!("wasm trap: {trap}")),
+            None if format!("{error:?}").contains("memory") && format!("{error:?}").contains("limit") => (
+                FaultKind::Memory,
+                format!("the plugin exceeded its memory cap of {} bytes", self.runtime.limits().memory_bytes),
+            ),
+            None => (FaultKind::Trap, "the plugin failed".to_string()),
+        };
+        tracing::warn!(domain = %self.info.name, version = %self.info.version, function, error = ?error, "plugin call failed");
+        PluginFault {
+            kind,
+            domain: self.info.name.clone(),
+            version: self.info.version.clone(),
+            function,
+            message,
+        }
+    }
+}
+
+/// Checks what `describe` returned before the host routes anything to the plugin.
+fn validate(info: &DomainInfo) -> Result<()> {
+    let kebab = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+    };
+    if !kebab(&info.name) {
+        bail!("the domain name `{}` must be kebab-case ([a-z0-9-], at most 64 characters)", info.name);
+    }
+    if info.version.split('.').count() < 3 || !info.version.split('.').take(3).all(|p| p.parse::<u64>().is_ok()) {
+        bail!("the version `{}` of `{}` is not a semantic version (MAJOR.MINOR.PATCH)", info.version, info.name);
+    }
+    for aggregate in &info.aggregates {
+        if !kebab(aggregate) {
+            bail!("the aggregate name `{aggregate}` must be kebab-case");
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for command in &info.commands {
+        if !kebab(&command.name) {
+            bail!("the command name `{}` must be kebab-case", command.name);
+        }
+        if !seen.insert(&command.name) {
+            bail!("the command `{}` is declared twice", command.name);
+        }
+        if !info.aggregates.contains(&command.aggregate) {
+            bail!("the command `{}` addresses `{}`, which is not one of the domain's aggregates", command.name, command.aggregate);
+        }
+        if let AggregateId::Field(field) = &command.id
+            && field.is_empty()
+        {
+            bail!("the command `{}` reads its aggregate id from an empty field name", command.name);
+        }
+    }
+    if info.event_types.iter().any(|t| t.is_empty() || t.len() > 128) {
+        bail!("event type names must be 1 to 128 characters");
+    }
+    Ok(())
+}

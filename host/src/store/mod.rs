@@ -1,0 +1,184 @@
+//! Persistence behind domain-named async traits. The engine talks to [`EventStore`] only; which
+//! backend sits behind it (SQLite now, PostgreSQL next) is chosen once at start.
+//!
+//! An append is a **unit of work**: one or more streams, each with an expected version, plus an
+//! optional idempotency record, committed atomically or not at all.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+/// What an appender expects a stream's current version to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Any version, including no stream.
+    Any,
+    /// The stream must not exist.
+    NoStream,
+    /// The stream's last version must be exactly this (0 = no stream).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    fn admits(self, actual: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => actual == 0,
+            Self::Exact(v) => v == actual,
+        }
+    }
+}
+
+/// An event to append; the store assigns version, position and time.
+#[derive(Debug, Clone)]
+pub struct EventToAppend {
+    /// Event type.
+    pub event_type: String,
+    /// Payload, valid JSON text.
+    pub data: String,
+    /// Metadata, a JSON object as text.
+    pub metadata: String,
+}
+
+/// The events for one stream within a unit of work.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    /// Owning domain; streams are namespaced per domain.
+    pub domain: String,
+    /// Stream name.
+    pub stream: String,
+    /// Version check made at commit.
+    pub expected: ExpectedVersion,
+    /// Events, in order; never empty.
+    pub events: Vec<EventToAppend>,
+}
+
+/// A stored response for an idempotency key, written in the same transaction as the events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Where the key is unique (the domain).
+    pub scope: String,
+    /// The client's key.
+    pub key: String,
+    /// sha256 of what the request asked for; a different request under the same key is refused.
+    pub request_hash: String,
+    /// HTTP status of the stored response.
+    pub status: u16,
+    /// The stored response body (JSON text).
+    pub response: String,
+}
+
+/// A unit of work: all of it commits, or none of it.
+#[derive(Debug, Clone, Default)]
+pub struct AppendBatch {
+    /// Per-stream appends.
+    pub streams: Vec<StreamAppend>,
+    /// Response to remember under an idempotency key, if any.
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// Where one stream's events landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedStream {
+    /// Stream name.
+    pub stream: String,
+    /// Version of the first appended event.
+    pub first_version: u64,
+    /// Global position of the first appended event.
+    pub first_position: u64,
+}
+
+/// A committed unit of work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// One entry per [`StreamAppend`], in order.
+    pub streams: Vec<AppendedStream>,
+    /// Commit time, microseconds since the Unix epoch.
+    pub recorded_at_micros: i64,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Domain.
+    pub domain: String,
+    /// Stream.
+    pub stream: String,
+    /// 1-based version in the stream.
+    pub version: u64,
+    /// 1-based global position.
+    pub position: u64,
+    /// Event type.
+    pub event_type: String,
+    /// Payload, JSON text.
+    pub data: String,
+    /// Metadata, JSON text.
+    pub metadata: String,
+    /// Commit time, microseconds since the Unix epoch.
+    pub recorded_at_micros: i64,
+}
+
+/// Why an append did not commit.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    /// A stream's version was not the expected one; nothing was written.
+    #[error("stream `{stream}` is at version {actual}, expected {expected:?}")]
+    WrongExpectedVersion {
+        /// The stream.
+        stream: String,
+        /// What the appender expected.
+        expected: ExpectedVersion,
+        /// What the stream is at.
+        actual: u64,
+    },
+    /// The idempotency key was already used; here is what it stored. Nothing was written.
+    #[error("idempotency key `{}` already used", .0.key)]
+    DuplicateIdempotencyKey(IdempotencyRecord),
+    /// The batch is malformed (an empty stream append, ...).
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The store could not do its job (I/O, database down, ...). Safe to retry the whole command.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("event store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// The event store: streams of events per domain, one global order, atomic units of work.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Reads up to `limit` events of a stream from `from_version` (1-based), oldest first.
+    async fn read_stream(
+        &self,
+        domain: &str,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Commits a unit of work atomically, checking every expected version and the idempotency key.
+    async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError>;
+
+    /// The response stored under an idempotency key, if any.
+    async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Fails unless the database answers and its migrations are applied.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,387 @@
+//! The embedded SQLite backend (the default). One process owns a data directory (a lock file
+//! says so). Reads go through a small pool; all writes go through one writer task that
+//! **group-commits**: the appends waiting when a transaction starts are checked one by one
+//! (expected versions, idempotency keys) and the accepted ones are written with multi-row
+//! INSERTs in a single transaction, so one fsync serves many commands.
+//!
+//! Durability: WAL with `synchronous=FULL`. Group commit pays for the extra fsync, and FULL does
+//! not lose acknowledged commands on power loss (NORMAL may).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, QueryBuilder, Row, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, StoreError, StoredEvent,
+    now_micros,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Most appends gathered into one transaction.
+const MAX_GROUP: usize = 256;
+/// Rows per multi-row INSERT (8 binds each, well under SQLite's 32766 variables).
+const ROWS_PER_INSERT: usize = 1000;
+/// Stream heads remembered by the writer before it forgets them all.
+const MAX_CACHED_HEADS: usize = 100_000;
+
+/// SQLite event store over a data directory.
+pub struct SqliteEventStore {
+    reads: SqlitePool,
+    writer: mpsc::Sender<WriteJob>,
+    _lock: File,
+}
+
+struct WriteJob {
+    batch: AppendBatch,
+    reply: oneshot::Sender<Result<AppendResult, AppendError>>,
+}
+
+impl SqliteEventStore {
+    /// Opens (creating if needed) `data_dir/cairn.db`, applies migrations, starts the writer.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+        let lock_path = data_dir.join("cairn.lock");
+        let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!("another Cairn host is using {}; one host per SQLite data directory", data_dir.display())
+        })?;
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(data_dir.join("cairn.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let mut conn = SqliteConnection::connect_with(&options).await.context("opening the SQLite database")?;
+        MIGRATOR.run(&mut conn).await.context("applying SQLite migrations")?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .context("opening SQLite read connections")?;
+        let (writer, jobs) = mpsc::channel(4096);
+        tokio::spawn(Writer { conn, heads: HashMap::new(), next_position: None }.run(jobs));
+        Ok(Self { reads, writer, _lock: lock })
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn read_stream(
+        &self,
+        domain: &str,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT domain, stream, version, position, event_type, data, metadata, recorded_at FROM events \
+             WHERE domain = ? AND stream = ? AND version >= ? ORDER BY version LIMIT ?",
+        )
+        .bind(domain)
+        .bind(stream)
+        .bind(from_version as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredEvent {
+                domain: row.get(0),
+                stream: row.get(1),
+                version: row.get::<i64, _>(2) as u64,
+                position: row.get::<i64, _>(3) as u64,
+                event_type: row.get(4),
+                data: row.get(5),
+                metadata: row.get(6),
+                recorded_at_micros: row.get(7),
+            })
+            .collect())
+    }
+
+    async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError> {
+        if batch.streams.is_empty() || batch.streams.iter().any(|s| s.events.is_empty()) {
+            return Err(AppendError::Invalid("a unit of work needs at least one event per stream".into()));
+        }
+        let (reply, answer) = oneshot::channel();
+        let gone = || AppendError::Store(StoreError("the SQLite writer has stopped".into()));
+        self.writer.send(WriteJob { batch, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(idempotency_lookup(&self.reads, scope, key).await?)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError("the SQLite writer has stopped".into()));
+        }
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.reads)
+            .await?;
+        if (applied as usize) < MIGRATOR.migrations.len() {
+            return Err(StoreError(format!("{applied} of {} migrations applied", MIGRATOR.migrations.len())));
+        }
+        Ok(())
+    }
+}
+
+async fn idempotency_lookup<'e, E: sqlx::SqliteExecutor<'e>>(
+    executor: E,
+    scope: &str,
+    key: &str,
+) -> Result<Option<IdempotencyRecord>, sqlx::Error> {
+    let row = sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE scope = ? AND key = ?")
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(|row| IdempotencyRecord {
+        scope: scope.to_string(),
+        key: key.to_string(),
+        request_hash: row.get(0),
+        status: row.get::<i64, _>(1) as u16,
+        response: row.get(2),
+    }))
+}
+
+/// The single writer. `heads` caches stream versions it has seen; it is the only writer of the
+/// database (the directory lock guarantees it), so the cache stays exact.
+struct Writer {
+    conn: SqliteConnection,
+    heads: HashMap<(String, String), u64>,
+    next_position: Option<u64>,
+}
+
+/// An accepted append and where its events go.
+struct Planned {
+    job: WriteJob,
+    result: AppendResult,
+}
+
+impl Writer {
+    async fn run(mut self, mut jobs: mpsc::Receiver<WriteJob>) {
+        while let Some(first) = jobs.recv().await {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group).await;
+        }
+    }
+
+    async fn commit_group(&mut self, group: Vec<WriteJob>) {
+        match self.try_commit_group(group).await {
+            Ok((planned, heads, next_position)) => {
+                self.heads.extend(heads);
+                if self.heads.len() > MAX_CACHED_HEADS {
+                    self.heads.clear();
+                }
+                self.next_position = Some(next_position);
+                for Planned { job, result } in planned {
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err((planned, error)) => {
+                tracing::error!(%error, "SQLite group commit failed");
+                self.heads.clear();
+                self.next_position = None;
+                for Planned { job, .. } in planned {
+                    let _ = job.reply.send(Err(AppendError::Store(error.clone())));
+                }
+            }
+        }
+    }
+
+    /// Plans every job, writes the accepted ones, commits. Rejected jobs are answered at once.
+    #[allow(clippy::type_complexity)]
+    async fn try_commit_group(
+        &mut self,
+        group: Vec<WriteJob>,
+    ) -> Result<(Vec<Planned>, HashMap<(String, String), u64>, u64), (Vec<Planned>, StoreError)> {
+        let mut planned: Vec<Planned> = Vec::with_capacity(group.len());
+        let mut tx = match self.conn.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let error = StoreError::from(e);
+                for job in group {
+                    let _ = job.reply.send(Err(AppendError::Store(error.clone())));
+                }
+                return Err((planned, error));
+            }
+        };
+        let mut tentative: HashMap<(String, String), u64> = HashMap::new();
+        let mut keys: HashMap<(String, String), IdempotencyRecord> = HashMap::new();
+        let recorded_at_micros = now_micros();
+        let mut next_position = match self.next_position {
+            Some(p) => p,
+            None => match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events")
+                .fetch_one(&mut *tx)
+                .await
+            {
+                Ok(p) => p as u64,
+                Err(e) => return Err(fail(group, planned, e.into())),
+            },
+        };
+        let mut remaining = group.into_iter();
+        while let Some(job) = remaining.next() {
+            let verdict = plan(&mut tx, &self.heads, &job.batch, &mut tentative, &keys, next_position).await;
+            match verdict {
+                Ok(Ok((streams, heads, used))) => {
+                    next_position += used;
+                    tentative.extend(heads);
+                    if let Some(record) = &job.batch.idempotency {
+                        keys.insert((record.scope.clone(), record.key.clone()), record.clone());
+                    }
+                    planned.push(Planned { job, result: AppendResult { streams, recorded_at_micros } });
+                }
+                Ok(Err(refusal)) => {
+                    let _ = job.reply.send(Err(refusal));
+                }
+                Err(e) => {
+                    let rest: Vec<WriteJob> = std::iter::once(job).chain(remaining).collect();
+                    return Err(fail(rest, planned, e));
+                }
+            }
+        }
+        if let Err(e) = write_rows(&mut tx, &planned, recorded_at_micros).await {
+            return Err((planned, e.into()));
+        }
+        if let Err(e) = tx.commit().await {
+            return Err((planned, e.into()));
+        }
+        Ok((planned, tentative, next_position))
+    }
+
+}
+
+/// Checks one job against the current heads: `Ok(Ok(..))` accepted with its placement,
+/// `Ok(Err(..))` refused, `Err(..)` the database failed.
+#[allow(clippy::type_complexity)]
+async fn plan(
+        tx: &mut SqliteConnection,
+        cached: &HashMap<(String, String), u64>,
+        batch: &AppendBatch,
+        tentative: &mut HashMap<(String, String), u64>,
+        keys: &HashMap<(String, String), IdempotencyRecord>,
+        first_position: u64,
+    ) -> Result<Result<(Vec<AppendedStream>, HashMap<(String, String), u64>, u64), AppendError>, StoreError> {
+        if let Some(record) = &batch.idempotency {
+            if let Some(existing) = keys.get(&(record.scope.clone(), record.key.clone())) {
+                return Ok(Err(AppendError::DuplicateIdempotencyKey(existing.clone())));
+            }
+            if let Some(existing) = idempotency_lookup(&mut *tx, &record.scope, &record.key).await? {
+                return Ok(Err(AppendError::DuplicateIdempotencyKey(existing)));
+            }
+        }
+        let mut heads: HashMap<(String, String), u64> = HashMap::new();
+        let mut streams = Vec::with_capacity(batch.streams.len());
+        let mut position = first_position;
+        let mut seen = HashSet::new();
+        for append in &batch.streams {
+            let id = (append.domain.clone(), append.stream.clone());
+            if !seen.insert(id.clone()) {
+                return Ok(Err(AppendError::Invalid(format!("stream `{}` appears twice in one unit of work", append.stream))));
+            }
+            let actual = match tentative.get(&id).or_else(|| cached.get(&id)) {
+                Some(v) => *v,
+                None => {
+                    let v: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?",
+                    )
+                    .bind(&append.domain)
+                    .bind(&append.stream)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tentative.insert(id.clone(), v as u64);
+                    v as u64
+                }
+            };
+            if !append.expected.admits(actual) {
+                return Ok(Err(AppendError::WrongExpectedVersion {
+                    stream: append.stream.clone(),
+                    expected: append.expected,
+                    actual,
+                }));
+            }
+            streams.push(AppendedStream { stream: append.stream.clone(), first_version: actual + 1, first_position: position });
+            position += append.events.len() as u64;
+            heads.insert(id, actual + append.events.len() as u64);
+        }
+        Ok(Ok((streams, heads, position - first_position)))
+}
+
+fn fail(jobs: Vec<WriteJob>, planned: Vec<Planned>, error: StoreError) -> (Vec<Planned>, StoreError) {
+    for job in jobs {
+        let _ = job.reply.send(Err(AppendError::Store(error.clone())));
+    }
+    (planned, error)
+}
+
+/// Writes the accepted events with multi-row INSERTs, then their idempotency records.
+async fn write_rows(tx: &mut SqliteConnection, planned: &[Planned], recorded_at: i64) -> Result<(), sqlx::Error> {
+    struct Row<'a> {
+        position: u64,
+        domain: &'a str,
+        stream: &'a str,
+        version: u64,
+        event: &'a super::EventToAppend,
+    }
+    let mut rows = Vec::new();
+    for Planned { job, result } in planned {
+        for (append, placed) in job.batch.streams.iter().zip(&result.streams) {
+            for (i, event) in append.events.iter().enumerate() {
+                rows.push(Row {
+                    position: placed.first_position + i as u64,
+                    domain: &append.domain,
+                    stream: &append.stream,
+                    version: placed.first_version + i as u64,
+                    event,
+                });
+            }
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::new(
+            "INSERT INTO events (position, domain, stream, version, event_type, data, metadata, recorded_at) ",
+        );
+        insert.push_values(chunk, |mut b, row| {
+            b.push_bind(row.position as i64)
+                .push_bind(row.domain)
+                .push_bind(row.stream)
+                .push_bind(row.version as i64)
+                .push_bind(&row.event.event_type)
+                .push_bind(&row.event.data)
+                .push_bind(&row.event.metadata)
+                .push_bind(recorded_at);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    for record in planned.iter().filter_map(|p| p.job.batch.idempotency.as_ref()) {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&record.scope)
+        .bind(&record.key)
+        .bind(&record.request_hash)
+        .bind(i64::from(record.status))
+        .bind(&record.response)
+        .bind(recorded_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Native given/when/then tests of the carriers rules.
+
+use cairn_sdk::testing::{given, given_no_history};
+use serde_json::json;
+
+use super::*;
+
+fn registered() -> CarrierEvent {
+    CarrierEvent::CarrierRegistered { carrier_id: "test-1".into(), name: "Acme".into(), email: "ops@acme.io".into() }
+}
+
+#[test]
+fn registering_records_the_carrier() {
+    given_no_history::<Carrier>()
+        .when_json("register-carrier", json!({"name": " Acme ", "email": "ops@acme.io"}))
+        .then([registered()]);
+}
+
+#[test]
+fn registering_reports_every_invalid_field_at_once() {
+    let rejection = given_no_history::<Carrier>()
+        .when_json("register-carrier", json!({"name": "", "email": "not-an-email"}))
+        .then_rejected_with_fields("validation-failed", &["name", "email"]);
+    let email = rejection.fields.iter().find(|f| f.field == "email").expect("email field");
+    assert_eq!(email.message, "The email must be a valid email address");
+}
+
+#[test]
+fn a_missing_payload_field_is_a_field_error() {
+    given_no_history::<Carrier>().when_json("register-carrier", json!({})).then_rejected_with_fields(
+        "validation-failed",
+        &["name", "email"],
+    );
+}
+
+#[test]
+fn a_second_registration_of_the_same_id_is_rejected() {
+    given::<Carrier>([registered()])
+        .when_json("register-carrier", json!({"name": "Acme", "email": "ops@acme.io"}))
+        .then_rejected("already-registered");
+}
+
+#[test]
+fn changing_the_email_records_old_and_new() {
+    given::<Carrier>([registered()])
+        .when_json("change-carrier-email", json!({"carrier_id": "test-1", "email": "new@acme.io"}))
+        .then([CarrierEvent::CarrierEmailChanged { old_email: "ops@acme.io".into(), new_email: "new@acme.io".into() }]);
+}
+
+#[test]
+fn changing_to_the_same_email_changes_nothing() {
+    given::<Carrier>([registered()])
+        .when_json("change-carrier-email", json!({"carrier_id": "test-1", "email": "ops@acme.io"}))
+        .then([]);
+}
+
+#[test]
+fn changing_to_an_invalid_email_is_rejected() {
+    given::<Carrier>([registered()])
+        .when_json("change-carrier-email", json!({"carrier_id": "test-1", "email": "a b@c.d"}))
+        .then_rejected_with_fields("validation-failed", &["email"]);
+}
+
+#[test]
+fn an_unknown_carrier_cannot_change() {
+    given_no_history::<Carrier>()
+        .when_json("change-carrier-email", json!({"carrier_id": "test-1", "email": "x@y.io"}))
+        .then_rejected("carrier-not-found");
+}
+
+#[test]
+fn deactivation_is_recorded_with_its_reason() {
+    given::<Carrier>([registered()])
+        .when(CarrierCommand::DeactivateCarrier { carrier_id: "test-1".into(), reason: Some("fraud".into()) })
+        .then([CarrierEvent::CarrierDeactivated { reason: Some("fraud".into()) }]);
+}
+
+#[test]
+fn nothing_changes_on_a_deactivated_carrier() {
+    let history = [registered(), CarrierEvent::CarrierDeactivated { reason: None }];
+    given::<Carrier>(history.clone())
+        .when_json("change-carrier-email", json!({"carrier_id": "test-1", "email": "x@y.io"}))
+        .then_rejected("carrier-deactivated");
+    given::<Carrier>(history)
+        .when_json("deactivate-carrier", json!({"carrier_id": "test-1"}))
+        .then_rejected("carrier-deactivated");
+}
+
+#[test]
+fn the_description_lists_every_command_and_event() {
+    use cairn_sdk::dispatch::DomainPlugin;
+    let info = Domain::info();
+    assert_eq!(info.name, "carriers");
+    let names: Vec<&str> = info.commands.iter().map(|(_, c)| c.name).collect();
+    assert_eq!(names, ["register-carrier", "change-carrier-email", "deactivate-carrier"]);
+    assert_eq!(info.event_types.len(), 3);
+}
+
+#[test]
+fn email_check() {
+    assert!(is_valid_email("a@b.co"));
+    for bad in ["", "a", "@b.co", "a@b", "a@@b.co", "a@b..co", "a b@c.de"] {
+        assert!(!is_valid_email(bad), "{bad}");
+    }
+}

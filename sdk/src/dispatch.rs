@@ -1,0 +1,161 @@
+//! The plumbing between the host's JSON-text boundary and an author's typed [`Aggregate`]:
+//! fold the history, decode the command, decide, encode the events. The wasm exports call these
+//! functions, and so can native code (tests, benchmarks) with exactly the same behaviour.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Aggregate, DomainInfo, Rejection, rejection::FieldError};
+
+/// An event as the store recorded it (mirror of the WIT `recorded-event`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordedEvent {
+    /// The stream, `<aggregate>-<id>`.
+    pub stream: String,
+    /// 1-based version in the stream.
+    pub version: u64,
+    /// 1-based position in the host's global log.
+    pub global_position: u64,
+    /// The event type (`CarrierRegistered`).
+    pub event_type: String,
+    /// The payload, JSON text.
+    pub data: String,
+    /// The metadata, a JSON object as text.
+    pub metadata: String,
+    /// Commit time, microseconds since the Unix epoch.
+    pub recorded_at_micros: i64,
+}
+
+/// An event a decision produced (mirror of the WIT `new-event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The event type.
+    pub event_type: String,
+    /// The payload, JSON text.
+    pub data: String,
+}
+
+/// A command with its aggregate's history (mirror of the WIT `decide-request`).
+#[derive(Debug, Clone, Default)]
+pub struct DecideRequest {
+    /// Aggregate type name.
+    pub aggregate: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Command name, kebab-case.
+    pub command: String,
+    /// Command payload, JSON text.
+    pub payload: String,
+    /// Past events of the stream, oldest first.
+    pub history: Vec<RecordedEvent>,
+}
+
+/// Why a decision produced no events (mirror of the WIT `decide-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideError {
+    /// The domain's rules refused the command.
+    Rejected(Rejection),
+    /// No such aggregate or command.
+    UnknownCommand(String),
+    /// A past event could not be folded.
+    CorruptHistory(String),
+}
+
+/// A whole domain: what [`crate::export_domain!`] implements for the crate's `Domain` type.
+pub trait DomainPlugin {
+    /// The `describe` export.
+    fn info() -> DomainInfo;
+    /// The `decide` export.
+    fn decide(request: DecideRequest) -> Result<Vec<NewEvent>, DecideError>;
+    /// The `fold` export: the folded state as JSON text.
+    fn fold(aggregate: &str, history: Vec<RecordedEvent>) -> Result<String, DecideError>;
+}
+
+/// Folds `history` into a fresh `A`.
+pub fn fold<A: Aggregate>(history: &[RecordedEvent]) -> Result<A, DecideError> {
+    let mut state = A::default();
+    for recorded in history {
+        let event = decode_event::<A>(&recorded.event_type, &recorded.data).map_err(|e| {
+            DecideError::CorruptHistory(format!(
+                "event {} of `{}` ({}): {e}",
+                recorded.version, recorded.stream, recorded.event_type
+            ))
+        })?;
+        state.apply(event);
+    }
+    Ok(state)
+}
+
+/// Folds `history` and returns the state as JSON text.
+pub fn fold_to_json<A: Aggregate>(history: Vec<RecordedEvent>) -> Result<String, DecideError> {
+    let state = fold::<A>(&history)?;
+    serde_json::to_string(&state).map_err(|e| DecideError::CorruptHistory(format!("state does not serialize: {e}")))
+}
+
+/// Folds the request's history, decodes its command and decides it.
+pub fn decide<A: Aggregate>(request: DecideRequest) -> Result<Vec<NewEvent>, DecideError> {
+    let state = fold::<A>(&request.history)?;
+    let command = decode_command::<A>(&request.command, &request.payload)?;
+    let events = state.decide(&request.aggregate_id, command).map_err(DecideError::Rejected)?;
+    events.iter().map(encode_event).collect()
+}
+
+/// Decodes one stored event into the aggregate's event enum.
+pub fn decode_event<A: Aggregate>(event_type: &str, data: &str) -> Result<A::Event, serde_json::Error> {
+    let data: Value = serde_json::from_str(data)?;
+    serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+}
+
+/// Decodes a command name and its JSON payload into the aggregate's command enum. A payload that
+/// does not fit becomes a `invalid-payload` rejection naming the field where serde can tell it.
+pub fn decode_command<A: Aggregate>(name: &str, payload: &str) -> Result<A::Command, DecideError> {
+    let payload: Value = serde_json::from_str(payload)
+        .map_err(|e| DecideError::Rejected(Rejection::new("invalid-payload", format!("the payload is not JSON: {e}"))))?;
+    serde_json::from_value(serde_json::json!({ "command": name, "payload": payload })).map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with("unknown variant") {
+            return DecideError::UnknownCommand(format!("`{}` has no command `{name}`", A::NAME));
+        }
+        let mut rejection = Rejection::new("invalid-payload", format!("the payload of `{name}` does not fit: {message}"));
+        if let Some(field) = backticked_field(&message) {
+            rejection.fields.push(FieldError { field, message });
+        }
+        DecideError::Rejected(rejection)
+    })
+}
+
+/// Encodes an event enum value as `(type, data)`.
+pub fn encode_event<E: Serialize>(event: &E) -> Result<NewEvent, DecideError> {
+    let bad = |why: &str| DecideError::CorruptHistory(format!("an event does not serialize as {{type, data}}: {why}"));
+    match serde_json::to_value(event).map_err(|e| bad(&e.to_string()))? {
+        Value::Object(mut object) => {
+            let Some(Value::String(event_type)) = object.remove("type") else {
+                return Err(bad("no string `type` (use #[serde(tag = \"type\", content = \"data\")])"));
+            };
+            let data = object.remove("data").unwrap_or(Value::Null);
+            Ok(NewEvent { event_type, data: data.to_string() })
+        }
+        _ => Err(bad("not an object (use #[serde(tag = \"type\", content = \"data\")])")),
+    }
+}
+
+/// `missing field `email`` → `email`.
+fn backticked_field(message: &str) -> Option<String> {
+    if !(message.starts_with("missing field") || message.starts_with("unknown field")) {
+        return None;
+    }
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_is_read_from_serde_messages() {
+        assert_eq!(backticked_field("missing field `email` at line 1"), Some("email".into()));
+        assert_eq!(backticked_field("invalid type: string `x`"), None);
+    }
+}

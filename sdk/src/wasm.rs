@@ -1,0 +1,141 @@
+//! The component glue, compiled only for wasm32: wit-bindgen's bindings for the
+//! `aggregate-plugin` world and the conversions between them and the SDK's own types. Plugin
+//! authors never see these types; [`crate::export_domain!`] wires them up.
+
+use crate::dispatch::{self, DomainPlugin};
+use crate::{FieldError, IdSource, Rejection};
+
+wit_bindgen::generate!({
+    world: "aggregate-plugin",
+    path: "../wit",
+    pub_export_macro: true,
+    export_macro_name: "__export_domain_component",
+    default_bindings_module: "cairn_sdk::wasm",
+});
+
+use cairn::domain::types as wit;
+use exports::cairn::domain::{aggregate as agg, plugin as plg};
+
+/// Exports `$ty: DomainPlugin` as the component's `plugin` and `aggregate` interfaces.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __export_wasm {
+    ($ty:ident) => {
+        #[doc(hidden)]
+        pub struct __CairnExports;
+        impl $crate::wasm::exports::cairn::domain::plugin::Guest for __CairnExports {
+            fn describe() -> $crate::wasm::exports::cairn::domain::plugin::DomainInfo {
+                $crate::wasm::describe::<$ty>()
+            }
+        }
+        impl $crate::wasm::exports::cairn::domain::aggregate::Guest for __CairnExports {
+            fn decide(
+                request: $crate::wasm::exports::cairn::domain::aggregate::DecideRequest,
+            ) -> ::std::result::Result<
+                ::std::vec::Vec<$crate::wasm::cairn::domain::types::NewEvent>,
+                $crate::wasm::exports::cairn::domain::aggregate::DecideError,
+            > {
+                $crate::wasm::decide::<$ty>(request)
+            }
+            fn fold(
+                aggregate: ::std::string::String,
+                _aggregate_id: ::std::string::String,
+                history: ::std::vec::Vec<$crate::wasm::cairn::domain::types::RecordedEvent>,
+            ) -> ::std::result::Result<::std::string::String, $crate::wasm::exports::cairn::domain::aggregate::DecideError> {
+                $crate::wasm::fold::<$ty>(aggregate, history)
+            }
+        }
+        $crate::wasm::__export_domain_component!(__CairnExports with_types_in $crate::wasm);
+    };
+}
+
+/// The `describe` export.
+pub fn describe<D: DomainPlugin>() -> plg::DomainInfo {
+    let info = D::info();
+    plg::DomainInfo {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        aggregates: info.aggregates,
+        commands: info
+            .commands
+            .into_iter()
+            .map(|(aggregate, spec)| plg::CommandInfo {
+                name: spec.name.to_string(),
+                aggregate,
+                id: match spec.id {
+                    IdSource::Field(field) => plg::AggregateId::Field(field.to_string()),
+                    IdSource::Minted => plg::AggregateId::Minted,
+                },
+                description: spec.description.to_string(),
+            })
+            .collect(),
+        event_types: info.event_types,
+        capabilities: info.capabilities,
+    }
+}
+
+/// The `decide` export.
+pub fn decide<D: DomainPlugin>(request: agg::DecideRequest) -> Result<Vec<wit::NewEvent>, agg::DecideError> {
+    let request = dispatch::DecideRequest {
+        aggregate: request.aggregate,
+        aggregate_id: request.aggregate_id,
+        command: request.command,
+        payload: request.payload,
+        history: request.history.into_iter().map(recorded).collect(),
+    };
+    D::decide(request)
+        .map(|events| events.into_iter().map(|e| wit::NewEvent { event_type: e.event_type, data: e.data }).collect())
+        .map_err(decide_error)
+}
+
+/// The `fold` export.
+pub fn fold<D: DomainPlugin>(aggregate: String, history: Vec<wit::RecordedEvent>) -> Result<String, agg::DecideError> {
+    D::fold(&aggregate, history.into_iter().map(recorded).collect()).map_err(decide_error)
+}
+
+/// Forwards a log line to the host.
+pub fn log(level: crate::log::Level, message: &str, fields: &[(&str, &str)]) {
+    use cairn::domain::log::Level as L;
+    let level = match level {
+        crate::log::Level::Trace => L::Trace,
+        crate::log::Level::Debug => L::Debug,
+        crate::log::Level::Info => L::Info,
+        crate::log::Level::Warn => L::Warn,
+        crate::log::Level::Error => L::Error,
+    };
+    let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    cairn::domain::log::write(level, message, &fields);
+}
+
+fn recorded(e: wit::RecordedEvent) -> dispatch::RecordedEvent {
+    dispatch::RecordedEvent {
+        stream: e.stream,
+        version: e.version,
+        global_position: e.global_position,
+        event_type: e.event_type,
+        data: e.data,
+        metadata: e.metadata,
+        recorded_at_micros: e.recorded_at_micros,
+    }
+}
+
+fn decide_error(error: dispatch::DecideError) -> agg::DecideError {
+    match error {
+        dispatch::DecideError::Rejected(r) => agg::DecideError::Rejected(rejection(r)),
+        dispatch::DecideError::UnknownCommand(m) => agg::DecideError::UnknownCommand(m),
+        dispatch::DecideError::CorruptHistory(m) => agg::DecideError::CorruptHistory(m),
+    }
+}
+
+fn rejection(r: Rejection) -> wit::Rejection {
+    wit::Rejection {
+        code: r.code,
+        message: r.message,
+        fields: r
+            .fields
+            .into_iter()
+            .map(|FieldError { field, message }| wit::FieldError { field, message })
+            .collect(),
+    }
+}
