@@ -1,0 +1,58 @@
+//! A plugin that traps, spins or breaks the contract fails only that command, with a clear
+//! problem; the host keeps serving it and every other domain, and nothing is appended.
+
+use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, TestHost};
+use serde_json::json;
+
+async fn host() -> TestHost {
+    TestHost::start(&[CARRIERS_COMPONENT, FAULTY_COMPONENT]).await.expect("host starts")
+}
+
+#[tokio::test]
+async fn a_panicking_plugin_fails_the_command_and_the_host_keeps_serving() {
+    let host = host().await;
+    let reply = host.command("faulty", "panic", json!({"id": "g1"})).await.unwrap();
+    reply.expect_problem(500, "plugin-trapped");
+    assert_eq!(reply.body["domain"], "faulty");
+    assert_eq!(reply.body["function"], "decide");
+    assert!(host.stream_events("faulty", "gadget-g1").await.unwrap().is_empty(), "nothing appended");
+
+    host.command("faulty", "record", json!({"id": "g1"})).await.unwrap().expect(201);
+    host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap().expect(201);
+    host.get("/readyz").await.unwrap().expect(200);
+}
+
+#[tokio::test]
+async fn a_plugin_that_never_returns_is_interrupted_at_its_deadline() {
+    let host = TestHost::start_with(&[CARRIERS_COMPONENT, FAULTY_COMPONENT], |c| c.limits.deadline_ms = 50).await.unwrap();
+    let started = std::time::Instant::now();
+    let reply = host.command("faulty", "spin", json!({"id": "g2"})).await.unwrap();
+    reply.expect_problem(504, "plugin-deadline-exceeded");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(host.stream_events("faulty", "gadget-g2").await.unwrap().is_empty());
+    host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap().expect(201);
+}
+
+#[tokio::test]
+async fn an_undeclared_event_type_is_refused_and_not_appended() {
+    let host = host().await;
+    let reply = host.command("faulty", "undeclared", json!({"id": "g3"})).await.unwrap();
+    reply.expect_problem(500, "plugin-contract-violation");
+    assert!(reply.body["detail"].as_str().unwrap().contains("Sneaked"));
+    assert!(host.stream_events("faulty", "gadget-g3").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_plugins_directory_with_a_broken_file_fails_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.wasm"), b"not a component").unwrap();
+    let config = cairn::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        plugins_dir: dir.path().to_path_buf(),
+        ..cairn::Config::default()
+    };
+    let error = cairn::start(&config).await.err().expect("start must fail");
+    let message = format!("{error:#}");
+    assert!(message.contains("junk.wasm") && message.contains("not a valid WebAssembly component"), "{message}");
+}
