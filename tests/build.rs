@@ -26,7 +26,9 @@ fn main() {
     for (name, _) in COMPONENTS {
         cargo.args(["-p", name]);
     }
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_PRIMARY_PACKAGE"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_PRIMARY_PACKAGE"]
+    {
         cargo.env_remove(var);
     }
     let status = cargo.status().expect("running cargo to build the components");
@@ -41,7 +43,10 @@ fn main() {
         let wasm = built.join(format!("{name}.wasm"));
         assert!(wasm.exists(), "{} was not built", wasm.display());
         let upper = name.to_uppercase().replace('-', "_");
-        consts.push_str(&format!("/// The compiled `{folder}` component.\npub const {upper}_COMPONENT: &str = {:?};\n", path_str(&wasm)));
+        consts.push_str(&format!(
+            "/// The compiled `{folder}` component.\npub const {upper}_COMPONENT: &str = {:?};\n",
+            path_str(&wasm)
+        ));
         names.push(format!("{name}"));
         if EXAMPLES.contains(name) {
             std::fs::copy(&wasm, examples.join(format!("{name}.wasm"))).expect("copying an example plugin");

@@ -11,6 +11,6 @@ mod generated {
     });
 }
 
-pub use generated::{AggregatePlugin, AggregatePluginPre};
 pub use generated::cairn::domain::{log, types};
 pub use generated::exports::cairn::domain::{aggregate, plugin};
+pub use generated::{AggregatePlugin, AggregatePluginPre};

@@ -85,7 +85,8 @@ impl Default for Config {
 }
 
 /// Top-level keys that `CAIRN_*` variables may set.
-const KEYS: &[&str] = &["listen", "data_dir", "plugins_dir", "log_format", "max_body_bytes", "command_attempts", "limits"];
+const KEYS: &[&str] =
+    &["listen", "data_dir", "plugins_dir", "log_format", "max_body_bytes", "command_attempts", "limits"];
 
 impl Config {
     /// Defaults, then `file` (if any), then `CAIRN_*` variables.
@@ -98,7 +99,9 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment.merge(
-            Env::prefixed("CAIRN_").split("__").filter(|key| KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
+            Env::prefixed("CAIRN_")
+                .split("__")
+                .filter(|key| KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
         );
         let config: Config = figment.extract().context("reading the configuration")?;
         config.validate()?;

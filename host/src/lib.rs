@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod capabilities;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
@@ -59,9 +60,8 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     registry.load_dir(&runtime, &config.plugins_dir)?;
     let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts));
     let app = http::app(http::AppState { engine, store, registry }, config.max_body_bytes);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -109,14 +109,16 @@ pub fn decode_event<A: Aggregate>(event_type: &str, data: &str) -> Result<A::Eve
 /// Decodes a command name and its JSON payload into the aggregate's command enum. A payload that
 /// does not fit becomes a `invalid-payload` rejection naming the field where serde can tell it.
 pub fn decode_command<A: Aggregate>(name: &str, payload: &str) -> Result<A::Command, DecideError> {
-    let payload: Value = serde_json::from_str(payload)
-        .map_err(|e| DecideError::Rejected(Rejection::new("invalid-payload", format!("the payload is not JSON: {e}"))))?;
+    let payload: Value = serde_json::from_str(payload).map_err(|e| {
+        DecideError::Rejected(Rejection::new("invalid-payload", format!("the payload is not JSON: {e}")))
+    })?;
     serde_json::from_value(serde_json::json!({ "command": name, "payload": payload })).map_err(|e| {
         let message = e.to_string();
         if message.starts_with("unknown variant") {
             return DecideError::UnknownCommand(format!("`{}` has no command `{name}`", A::NAME));
         }
-        let mut rejection = Rejection::new("invalid-payload", format!("the payload of `{name}` does not fit: {message}"));
+        let mut rejection =
+            Rejection::new("invalid-payload", format!("the payload of `{name}` does not fit: {message}"));
         if let Some(field) = backticked_field(&message) {
             rejection.fields.push(FieldError { field, message });
         }

@@ -132,10 +132,6 @@ fn rejection(r: Rejection) -> wit::Rejection {
     wit::Rejection {
         code: r.code,
         message: r.message,
-        fields: r
-            .fields
-            .into_iter()
-            .map(|FieldError { field, message }| wit::FieldError { field, message })
-            .collect(),
+        fields: r.fields.into_iter().map(|FieldError { field, message }| wit::FieldError { field, message }).collect(),
     }
 }

@@ -88,7 +88,8 @@ impl TestHost {
 
     /// POSTs raw text with extra headers.
     pub async fn post_raw(&self, path: &str, body: String, headers: &[(&str, &str)]) -> Result<Reply> {
-        let mut request = self.client.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
+        let mut request =
+            self.client.post(format!("{}{path}", self.base)).header("content-type", "application/json").body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

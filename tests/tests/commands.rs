@@ -10,7 +10,8 @@ async fn host() -> TestHost {
 #[tokio::test]
 async fn a_valid_registration_is_201_and_its_event_carries_provenance() {
     let host = host().await;
-    let reply = host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "ops@acme.io"})).await.unwrap();
+    let reply =
+        host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "ops@acme.io"})).await.unwrap();
     reply.expect(201);
     let stream = reply.body["stream"].as_str().unwrap().to_string();
     let id = reply.body["aggregate_id"].as_str().unwrap();
@@ -46,13 +47,20 @@ async fn an_invalid_registration_is_422_naming_every_bad_field() {
 #[tokio::test]
 async fn later_commands_are_200_and_rules_hold() {
     let host = host().await;
-    let created = host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap();
+    let created =
+        host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap();
     let id = created.body["aggregate_id"].as_str().unwrap().to_string();
-    let changed = host.command("carriers", "change-carrier-email", json!({"carrier_id": id, "email": "b@acme.io"})).await.unwrap();
+    let changed = host
+        .command("carriers", "change-carrier-email", json!({"carrier_id": id, "email": "b@acme.io"}))
+        .await
+        .unwrap();
     changed.expect(200);
     assert_eq!(changed.body["version"], 2);
     assert_eq!(changed.body["events"][0]["data"], json!({"old_email": "a@acme.io", "new_email": "b@acme.io"}));
-    host.command("carriers", "deactivate-carrier", json!({"carrier_id": id, "reason": "left"})).await.unwrap().expect(200);
+    host.command("carriers", "deactivate-carrier", json!({"carrier_id": id, "reason": "left"}))
+        .await
+        .unwrap()
+        .expect(200);
     host.command("carriers", "change-carrier-email", json!({"carrier_id": id, "email": "c@acme.io"}))
         .await
         .unwrap()
@@ -65,9 +73,13 @@ async fn later_commands_are_200_and_rules_hold() {
 #[tokio::test]
 async fn a_command_that_changes_nothing_is_200_with_no_events() {
     let host = host().await;
-    let created = host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap();
+    let created =
+        host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap();
     let id = created.body["aggregate_id"].as_str().unwrap();
-    let same = host.command("carriers", "change-carrier-email", json!({"carrier_id": id, "email": "a@acme.io"})).await.unwrap();
+    let same = host
+        .command("carriers", "change-carrier-email", json!({"carrier_id": id, "email": "a@acme.io"}))
+        .await
+        .unwrap();
     same.expect(200);
     assert_eq!(same.body["events"], json!([]));
     assert_eq!(same.body["version"], 1);
@@ -103,7 +115,8 @@ async fn malformed_json_is_400_and_nothing_is_appended() {
     let path = "/v1/domains/carriers/commands/register-carrier";
     host.post_raw(path, "{\"name\": ".into(), &[]).await.unwrap().expect_problem(400, "malformed-json");
     host.post_raw(path, "[1, 2]".into(), &[]).await.unwrap().expect_problem(400, "malformed-json");
-    let reply = host.client()
+    let reply = host
+        .client()
         .post(format!("{}{path}", host.base))
         .header("content-type", "text/plain")
         .body("{}")
@@ -120,9 +133,17 @@ async fn a_body_over_the_limit_is_413_also_when_chunked() {
     let big = json!({"name": "x".repeat(5000), "email": "a@b.io"}).to_string();
     host.post_raw(path, big.clone(), &[]).await.unwrap().expect_problem(413, "body-too-large");
 
-    let chunks: Vec<Result<String, std::io::Error>> = big.as_bytes().chunks(512).map(|c| Ok(String::from_utf8_lossy(c).into_owned())).collect();
+    let chunks: Vec<Result<String, std::io::Error>> =
+        big.as_bytes().chunks(512).map(|c| Ok(String::from_utf8_lossy(c).into_owned())).collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
-    let reply = host.client().post(format!("{}{path}", host.base)).header("content-type", "application/json").body(body).send().await.unwrap();
+    let reply = host
+        .client()
+        .post(format!("{}{path}", host.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reply.status(), 413);
     assert_eq!(reply.headers()["content-type"], "application/problem+json");
 }

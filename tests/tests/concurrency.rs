@@ -9,13 +9,21 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_writers_on_one_stream_never_lose_or_double_an_event() {
     let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
-    let created = host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "e0@acme.io"})).await.unwrap();
+    let created =
+        host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "e0@acme.io"})).await.unwrap();
     let id = created.body["aggregate_id"].as_str().unwrap().to_string();
     let writers = 32;
     let replies = futures::future::join_all((1..=writers).map(|i| {
         let id = id.clone();
         let host = &host;
-        async move { host.command("carriers", "change-carrier-email", json!({"carrier_id": id, "email": format!("e{i}@acme.io")})).await }
+        async move {
+            host.command(
+                "carriers",
+                "change-carrier-email",
+                json!({"carrier_id": id, "email": format!("e{i}@acme.io")}),
+            )
+            .await
+        }
     }))
     .await;
 
@@ -41,16 +49,19 @@ async fn parallel_writers_on_one_stream_never_lose_or_double_an_event() {
         events[1..].iter().map(|e| e["data"]["new_email"].as_str().unwrap().to_string()).collect();
     assert_eq!(in_stream, accepted, "exactly the accepted changes are in the stream");
     for pair in events[1..].windows(2) {
-        assert_eq!(pair[0]["data"]["new_email"], pair[1]["data"]["old_email"], "each change decided on the latest state");
+        assert_eq!(
+            pair[0]["data"]["new_email"], pair[1]["data"]["old_email"],
+            "each change decided on the latest state"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_registrations_each_get_their_own_stream_and_positions_are_unique() {
     let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
-    let replies = futures::future::join_all(
-        (0..50).map(|i| host.command("carriers", "register-carrier", json!({"name": format!("C{i}"), "email": format!("c{i}@x.io")}))),
-    )
+    let replies = futures::future::join_all((0..50).map(|i| {
+        host.command("carriers", "register-carrier", json!({"name": format!("C{i}"), "email": format!("c{i}@x.io")}))
+    }))
     .await;
     let mut positions = HashSet::new();
     for reply in replies.into_iter().map(Result::unwrap) {

@@ -18,19 +18,26 @@ async fn a_panicking_plugin_fails_the_command_and_the_host_keeps_serving() {
     assert!(host.stream_events("faulty", "gadget-g1").await.unwrap().is_empty(), "nothing appended");
 
     host.command("faulty", "record", json!({"id": "g1"})).await.unwrap().expect(201);
-    host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap().expect(201);
+    host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"}))
+        .await
+        .unwrap()
+        .expect(201);
     host.get("/readyz").await.unwrap().expect(200);
 }
 
 #[tokio::test]
 async fn a_plugin_that_never_returns_is_interrupted_at_its_deadline() {
-    let host = TestHost::start_with(&[CARRIERS_COMPONENT, FAULTY_COMPONENT], |c| c.limits.deadline_ms = 50).await.unwrap();
+    let host =
+        TestHost::start_with(&[CARRIERS_COMPONENT, FAULTY_COMPONENT], |c| c.limits.deadline_ms = 50).await.unwrap();
     let started = std::time::Instant::now();
     let reply = host.command("faulty", "spin", json!({"id": "g2"})).await.unwrap();
     reply.expect_problem(504, "plugin-deadline-exceeded");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(host.stream_events("faulty", "gadget-g2").await.unwrap().is_empty());
-    host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"})).await.unwrap().expect(201);
+    host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"}))
+        .await
+        .unwrap()
+        .expect(201);
 }
 
 #[tokio::test]

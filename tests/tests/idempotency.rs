@@ -41,10 +41,9 @@ async fn the_same_key_with_another_body_is_422() {
 async fn concurrent_repeats_of_one_key_append_once() {
     let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
     let body = json!({"name": "Acme", "email": "a@acme.io"}).to_string();
-    let replies = futures::future::join_all(
-        (0..16).map(|_| host.post_raw(PATH, body.clone(), &[("idempotency-key", "k-3")])),
-    )
-    .await;
+    let replies =
+        futures::future::join_all((0..16).map(|_| host.post_raw(PATH, body.clone(), &[("idempotency-key", "k-3")])))
+            .await;
     let replies: Vec<_> = replies.into_iter().map(Result::unwrap).collect();
     for reply in &replies {
         reply.expect(201);

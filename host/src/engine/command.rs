@@ -18,8 +18,8 @@ use crate::bindings::types::{NewEvent, RecordedEvent, Rejection};
 use crate::registry::Registry;
 use crate::runtime::{Plugin, PluginFault};
 use crate::store::{
-    AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError,
-    StreamAppend, StoredEvent,
+    AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StoredEvent,
+    StreamAppend,
 };
 
 /// Most events one decision may return.
@@ -140,7 +140,8 @@ impl CommandEngine {
 
     /// Handles one command end to end.
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        let plugin = self.registry.get(&request.domain).ok_or_else(|| CommandError::UnknownDomain(request.domain.clone()))?;
+        let plugin =
+            self.registry.get(&request.domain).ok_or_else(|| CommandError::UnknownDomain(request.domain.clone()))?;
         let command = plugin.command(&request.command).cloned().ok_or_else(|| CommandError::UnknownCommand {
             domain: request.domain.clone(),
             command: request.command.clone(),
@@ -232,22 +233,36 @@ async fn decide_off_executor(plugin: Arc<Plugin>, request: DecideRequest) -> Res
     match outcome? {
         Ok(events) => Ok(events),
         Err(DecideError::Rejected(rejection)) => Err(CommandError::Rejected(rejection)),
-        Err(DecideError::UnknownCommand(message)) => Err(contract(&plugin, format!("declared a command it does not know: {message}"))),
-        Err(DecideError::CorruptHistory(message)) => Err(contract(&plugin, format!("cannot fold the stream: {message}"))),
+        Err(DecideError::UnknownCommand(message)) => {
+            Err(contract(&plugin, format!("declared a command it does not know: {message}")))
+        }
+        Err(DecideError::CorruptHistory(message)) => {
+            Err(contract(&plugin, format!("cannot fold the stream: {message}")))
+        }
     }
 }
 
 /// Enforces the contract on what a decision returned: declared types, valid JSON, size caps.
 fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, CommandError> {
     if events.len() > MAX_EVENTS_PER_DECISION {
-        return Err(contract(plugin, format!("returned {} events; the cap is {MAX_EVENTS_PER_DECISION}", events.len())));
+        return Err(contract(
+            plugin,
+            format!("returned {} events; the cap is {MAX_EVENTS_PER_DECISION}", events.len()),
+        ));
     }
     for event in &events {
         if !plugin.declares_event(&event.event_type) {
             return Err(contract(plugin, format!("returned the undeclared event type `{}`", event.event_type)));
         }
         if event.data.len() > MAX_EVENT_BYTES {
-            return Err(contract(plugin, format!("returned a {} byte `{}` event; the cap is {MAX_EVENT_BYTES}", event.data.len(), event.event_type)));
+            return Err(contract(
+                plugin,
+                format!(
+                    "returned a {} byte `{}` event; the cap is {MAX_EVENT_BYTES}",
+                    event.data.len(),
+                    event.event_type
+                ),
+            ));
         }
         if serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_err() {
             return Err(contract(plugin, format!("returned a `{}` event whose data is not JSON", event.event_type)));
@@ -260,7 +275,13 @@ fn contract(plugin: &Plugin, message: String) -> CommandError {
     CommandError::PluginContract { domain: plugin.domain().to_string(), version: plugin.version().to_string(), message }
 }
 
-fn render(stream: &str, aggregate_id: &str, version: u64, first: u64, events: &[NewEvent]) -> Result<String, CommandError> {
+fn render(
+    stream: &str,
+    aggregate_id: &str,
+    version: u64,
+    first: u64,
+    events: &[NewEvent],
+) -> Result<String, CommandError> {
     let events = events
         .iter()
         .enumerate()

@@ -24,10 +24,8 @@ pub async fn send(
     let payload = json_object(&body)?;
     let idempotency_key = header_text(&headers, "idempotency-key", MAX_IDEMPOTENCY_KEY)?;
     let correlation_id = header_text(&headers, "x-correlation-id", MAX_IDEMPOTENCY_KEY)?;
-    let outcome = state
-        .engine
-        .handle(CommandRequest { domain, command, payload, idempotency_key, correlation_id })
-        .await?;
+    let outcome =
+        state.engine.handle(CommandRequest { domain, command, payload, idempotency_key, correlation_id }).await?;
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], outcome.body).into_response();
     if outcome.replayed {
@@ -42,7 +40,11 @@ pub(super) fn body_problem(rejection: BytesRejection) -> Problem {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         Problem::new(status, "body-too-large", "The request body exceeds the size limit of this server.")
     } else {
-        Problem::new(StatusCode::BAD_REQUEST, "unreadable-body", format!("The request body could not be read: {rejection}"))
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable-body",
+            format!("The request body could not be read: {rejection}"),
+        )
     }
 }
 
@@ -53,7 +55,11 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Problem> {
     if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
         Ok(())
     } else {
-        Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", format!("Commands are JSON; got `{mime}`.")))
+        Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("Commands are JSON; got `{mime}`."),
+        ))
     }
 }
 
@@ -62,8 +68,9 @@ fn json_object(body: &[u8]) -> Result<String, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok("{}".to_string());
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("The body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        Problem::new(StatusCode::BAD_REQUEST, "malformed-json", format!("The body is not valid JSON: {e}"))
+    })?;
     if !value.is_object() {
         return Err(Problem::new(StatusCode::BAD_REQUEST, "malformed-json", "The body must be a JSON object."));
     }

@@ -74,10 +74,14 @@ impl From<CommandError> for Problem {
         match error {
             E::UnknownDomain(_) => Problem::new(StatusCode::NOT_FOUND, "unknown-domain", error.to_string()),
             E::UnknownCommand { .. } => Problem::new(StatusCode::NOT_FOUND, "unknown-command", error.to_string()),
-            E::InvalidPayload { ref fields, ref message } => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-payload", message)
-                .with_fields(fields.iter().map(|(f, m)| (f.as_str(), m.as_str()))),
-            E::Rejected(rejection) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &rejection.code, &rejection.message)
-                .with_fields(rejection.fields.iter().map(|f| (f.field.as_str(), f.message.as_str()))),
+            E::InvalidPayload { ref fields, ref message } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-payload", message)
+                    .with_fields(fields.iter().map(|(f, m)| (f.as_str(), m.as_str())))
+            }
+            E::Rejected(rejection) => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, &rejection.code, &rejection.message)
+                    .with_fields(rejection.fields.iter().map(|f| (f.field.as_str(), f.message.as_str())))
+            }
             E::Conflict { attempts, .. } => {
                 Problem::new(StatusCode::CONFLICT, "concurrency-conflict", error.to_string()).with("attempts", attempts)
             }
@@ -101,7 +105,11 @@ impl From<CommandError> for Problem {
             }
             E::Store(cause) => {
                 tracing::error!(%cause, "event store failure");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "The event store is unavailable; retry later.")
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "The event store is unavailable; retry later.",
+                )
             }
         }
     }

@@ -52,11 +52,19 @@ pub async fn read(
     let from = page.from.unwrap_or(1).max(1);
     let limit = page.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "invalid-query", format!("`limit` must be 1 to {MAX_LIMIT}")));
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            format!("`limit` must be 1 to {MAX_LIMIT}"),
+        ));
     }
     let events = state.store.read_stream(&domain, &stream, from, limit).await.map_err(CommandError::from)?;
     if events.is_empty() && from == 1 {
-        return Err(Problem::new(StatusCode::NOT_FOUND, "stream-not-found", format!("`{domain}` has no stream `{stream}`")));
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "stream-not-found",
+            format!("`{domain}` has no stream `{stream}`"),
+        ));
     }
     let next_from = (events.len() == limit as usize).then(|| events.last().map_or(from, |e| e.version + 1));
     let events = events

@@ -39,7 +39,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { deadline: Duration::from_millis(100), memory_bytes: 64 << 20, stack_bytes: 512 << 10, max_instances: 256 }
+        Self {
+            deadline: Duration::from_millis(100),
+            memory_bytes: 64 << 20,
+            stack_bytes: 512 << 10,
+            max_instances: 256,
+        }
     }
 }
 
@@ -93,9 +98,11 @@ impl Runtime {
     pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>> {
         let digest = hex::encode(Sha256::digest(bytes));
         let component: Component = self.cache.get_or_compile(&self.engine, &digest, bytes)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(anyhow::Error::from).context(
-            "the component imports something Cairn does not provide to aggregate plugins",
-        )?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component imports something Cairn does not provide to aggregate plugins")?;
         let pre = AggregatePluginPre::new(pre)
             .map_err(anyhow::Error::from)
             .context("the component does not export the `aggregate-plugin` world")?;

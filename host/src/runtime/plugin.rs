@@ -144,13 +144,7 @@ impl Plugin {
             None => (FaultKind::Trap, "the plugin failed".to_string()),
         };
         tracing::warn!(domain = %self.info.name, version = %self.info.version, function, error = ?error, "plugin call failed");
-        PluginFault {
-            kind,
-            domain: self.info.name.clone(),
-            version: self.info.version.clone(),
-            function,
-            message,
-        }
+        PluginFault { kind, domain: self.info.name.clone(), version: self.info.version.clone(), function, message }
     }
 }
 
@@ -182,7 +176,11 @@ fn validate(info: &DomainInfo) -> Result<()> {
             bail!("the command `{}` is declared twice", command.name);
         }
         if !info.aggregates.contains(&command.aggregate) {
-            bail!("the command `{}` addresses `{}`, which is not one of the domain's aggregates", command.name, command.aggregate);
+            bail!(
+                "the command `{}` addresses `{}`, which is not one of the domain's aggregates",
+                command.name,
+                command.aggregate
+            );
         }
         if let AggregateId::Field(field) = &command.id
             && field.is_empty()

@@ -21,7 +21,11 @@ impl HostState {
             // Nothing from the host: no preopened dirs, no env, no args, no network, no stdio.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).instances(16).trap_on_grow_failure(true).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .instances(16)
+                .trap_on_grow_failure(true)
+                .build(),
             log,
         }
     }

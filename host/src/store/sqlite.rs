@@ -126,9 +126,8 @@ impl EventStore for SqliteEventStore {
         if self.writer.is_closed() {
             return Err(StoreError("the SQLite writer has stopped".into()));
         }
-        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.reads)
-            .await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&self.reads).await?;
         if (applied as usize) < MIGRATOR.migrations.len() {
             return Err(StoreError(format!("{applied} of {} migrations applied", MIGRATOR.migrations.len())));
         }
@@ -265,63 +264,68 @@ impl Writer {
         }
         Ok((planned, tentative, next_position))
     }
-
 }
 
 /// Checks one job against the current heads: `Ok(Ok(..))` accepted with its placement,
 /// `Ok(Err(..))` refused, `Err(..)` the database failed.
 #[allow(clippy::type_complexity)]
 async fn plan(
-        tx: &mut SqliteConnection,
-        cached: &HashMap<(String, String), u64>,
-        batch: &AppendBatch,
-        tentative: &mut HashMap<(String, String), u64>,
-        keys: &HashMap<(String, String), IdempotencyRecord>,
-        first_position: u64,
-    ) -> Result<Result<(Vec<AppendedStream>, HashMap<(String, String), u64>, u64), AppendError>, StoreError> {
-        if let Some(record) = &batch.idempotency {
-            if let Some(existing) = keys.get(&(record.scope.clone(), record.key.clone())) {
-                return Ok(Err(AppendError::DuplicateIdempotencyKey(existing.clone())));
-            }
-            if let Some(existing) = idempotency_lookup(&mut *tx, &record.scope, &record.key).await? {
-                return Ok(Err(AppendError::DuplicateIdempotencyKey(existing)));
-            }
+    tx: &mut SqliteConnection,
+    cached: &HashMap<(String, String), u64>,
+    batch: &AppendBatch,
+    tentative: &mut HashMap<(String, String), u64>,
+    keys: &HashMap<(String, String), IdempotencyRecord>,
+    first_position: u64,
+) -> Result<Result<(Vec<AppendedStream>, HashMap<(String, String), u64>, u64), AppendError>, StoreError> {
+    if let Some(record) = &batch.idempotency {
+        if let Some(existing) = keys.get(&(record.scope.clone(), record.key.clone())) {
+            return Ok(Err(AppendError::DuplicateIdempotencyKey(existing.clone())));
         }
-        let mut heads: HashMap<(String, String), u64> = HashMap::new();
-        let mut streams = Vec::with_capacity(batch.streams.len());
-        let mut position = first_position;
-        let mut seen = HashSet::new();
-        for append in &batch.streams {
-            let id = (append.domain.clone(), append.stream.clone());
-            if !seen.insert(id.clone()) {
-                return Ok(Err(AppendError::Invalid(format!("stream `{}` appears twice in one unit of work", append.stream))));
-            }
-            let actual = match tentative.get(&id).or_else(|| cached.get(&id)) {
-                Some(v) => *v,
-                None => {
-                    let v: i64 = sqlx::query_scalar(
-                        "SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?",
-                    )
-                    .bind(&append.domain)
-                    .bind(&append.stream)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    tentative.insert(id.clone(), v as u64);
-                    v as u64
-                }
-            };
-            if !append.expected.admits(actual) {
-                return Ok(Err(AppendError::WrongExpectedVersion {
-                    stream: append.stream.clone(),
-                    expected: append.expected,
-                    actual,
-                }));
-            }
-            streams.push(AppendedStream { stream: append.stream.clone(), first_version: actual + 1, first_position: position });
-            position += append.events.len() as u64;
-            heads.insert(id, actual + append.events.len() as u64);
+        if let Some(existing) = idempotency_lookup(&mut *tx, &record.scope, &record.key).await? {
+            return Ok(Err(AppendError::DuplicateIdempotencyKey(existing)));
         }
-        Ok(Ok((streams, heads, position - first_position)))
+    }
+    let mut heads: HashMap<(String, String), u64> = HashMap::new();
+    let mut streams = Vec::with_capacity(batch.streams.len());
+    let mut position = first_position;
+    let mut seen = HashSet::new();
+    for append in &batch.streams {
+        let id = (append.domain.clone(), append.stream.clone());
+        if !seen.insert(id.clone()) {
+            return Ok(Err(AppendError::Invalid(format!(
+                "stream `{}` appears twice in one unit of work",
+                append.stream
+            ))));
+        }
+        let actual = match tentative.get(&id).or_else(|| cached.get(&id)) {
+            Some(v) => *v,
+            None => {
+                let v: i64 =
+                    sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?")
+                        .bind(&append.domain)
+                        .bind(&append.stream)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tentative.insert(id.clone(), v as u64);
+                v as u64
+            }
+        };
+        if !append.expected.admits(actual) {
+            return Ok(Err(AppendError::WrongExpectedVersion {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual,
+            }));
+        }
+        streams.push(AppendedStream {
+            stream: append.stream.clone(),
+            first_version: actual + 1,
+            first_position: position,
+        });
+        position += append.events.len() as u64;
+        heads.insert(id, actual + append.events.len() as u64);
+    }
+    Ok(Ok((streams, heads, position - first_position)))
 }
 
 fn fail(jobs: Vec<WriteJob>, planned: Vec<Planned>, error: StoreError) -> (Vec<Planned>, StoreError) {

@@ -148,7 +148,10 @@ impl Carrier {
             return Err(Rejection::new("carrier-not-found", format!("Carrier {id} is not registered")));
         }
         if !self.active {
-            return Err(Rejection::new("carrier-deactivated", format!("Carrier {id} is deactivated; nothing can change")));
+            return Err(Rejection::new(
+                "carrier-deactivated",
+                format!("Carrier {id} is deactivated; nothing can change"),
+            ));
         }
         Ok(())
     }

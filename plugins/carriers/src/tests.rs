@@ -27,10 +27,9 @@ fn registering_reports_every_invalid_field_at_once() {
 
 #[test]
 fn a_missing_payload_field_is_a_field_error() {
-    given_no_history::<Carrier>().when_json("register-carrier", json!({})).then_rejected_with_fields(
-        "validation-failed",
-        &["name", "email"],
-    );
+    given_no_history::<Carrier>()
+        .when_json("register-carrier", json!({}))
+        .then_rejected_with_fields("validation-failed", &["name", "email"]);
 }
 
 #[test]

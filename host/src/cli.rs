@@ -1,0 +1,85 @@
+//! The `cairn` command line (clap): `cairn serve` runs the host. `main.rs` only calls [`run`],
+//! so other binaries (the examples launcher) can run the same CLI with their own defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::Config;
+use crate::config::LogFormat;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Cairn: event-sourced domain logic in sandboxed WebAssembly components.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API with the plugins of a directory loaded.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A TOML config file (its keys are those of `CAIRN_*` variables, lowercase).
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory: SQLite database and compiled components [default: ./.cairn].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Directory of `.wasm` plugins to load [default: ./.cairn/plugins].
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// Parses `args` (program name first) and runs the command until it ends (Ctrl-C for `serve`).
+pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<()> {
+    let cli = Cli::parse_from(args);
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    let Command::Serve(args) = cli.command;
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(data) = args.data {
+        config.data_dir = data;
+    }
+    if let Some(plugins) = args.plugins {
+        config.plugins_dir = plugins;
+    }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
+    init_logging(config.log_format);
+    let host = crate::start(&config).await?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => {
+            result?;
+            tracing::info!("shutting down");
+            host.shutdown().await
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,179 @@
+//! `cargo bench-cairn`: prints Cairn's figures in one run, each beside its baseline.
+//!
+//! 1. Per-command wasm cost (fresh pooled instance + `decide` of `register-carrier`) beside the
+//!    same `decide` called natively through the SDK's dispatch (same JSON work).
+//! 2. SQLite appends of one event: one appender at a time against 64 concurrent appenders
+//!    (group commit).
+//! 3. `register-carrier` over HTTP on loopback: commands/s and p50/p99 latency with 1 and with
+//!    `--clients` concurrent clients.
+//!
+//! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use cairn::bindings::aggregate::DecideRequest;
+use cairn::runtime::{Limits, Runtime};
+use cairn::store::{AppendBatch, EventStore, EventToAppend, ExpectedVersion, StreamAppend};
+use cairn_sdk::dispatch;
+use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use serde_json::json;
+
+const PAYLOAD: &str = r#"{"name":"Acme Logistics International","email":"operations@acme-logistics.example","phone":"+44 20 7946 0958","note":"bench"}"#;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let commands = flag("--commands", 4000);
+    let clients = flag("--clients", 16);
+    println!("cairn benchmark ({} cores)\n", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    wasm_vs_native()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(store_appends())?;
+    runtime.block_on(http_commands(commands, clients))?;
+    Ok(())
+}
+
+fn wasm_vs_native() -> Result<()> {
+    let iterations = 5_000;
+    let runtime = Runtime::new(Limits::default(), None)?;
+    let plugin = runtime.load(&std::fs::read(CARRIERS_COMPONENT)?)?;
+    let request = DecideRequest {
+        aggregate: "carrier".into(),
+        aggregate_id: "c-1".into(),
+        command: "register-carrier".into(),
+        payload: PAYLOAD.into(),
+        history: vec![],
+    };
+    for _ in 0..200 {
+        plugin.decide(&request).map_err(anyhow::Error::from)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let started = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(plugin.decide(&request).map_err(anyhow::Error::from)?.is_ok());
+    }
+    let wasm = started.elapsed() / iterations;
+
+    let native_request = || dispatch::DecideRequest {
+        aggregate: "carrier".into(),
+        aggregate_id: "c-1".into(),
+        command: "register-carrier".into(),
+        payload: PAYLOAD.into(),
+        history: vec![],
+    };
+    let started = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(dispatch::decide::<carriers::Carrier>(native_request()).is_ok());
+    }
+    let native = started.elapsed() / iterations;
+    println!("decide register-carrier ({iterations} calls)");
+    println!("  wasm (fresh pooled instance + decide): {:>8.1} µs/command", micros(wasm));
+    println!("  native (same SDK dispatch, no wasm):   {:>8.1} µs/command", micros(native));
+    println!("  ratio wasm/native:                     {:>8.1}x\n", wasm.as_secs_f64() / native.as_secs_f64());
+    Ok(())
+}
+
+async fn store_appends() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn EventStore> = Arc::new(cairn::store::sqlite::SqliteEventStore::open(dir.path()).await?);
+    let append = |store: Arc<dyn EventStore>, stream: String| async move {
+        let event =
+            EventToAppend { event_type: "CarrierRegistered".into(), data: PAYLOAD.into(), metadata: "{}".into() };
+        store
+            .append(AppendBatch {
+                streams: vec![StreamAppend {
+                    domain: "bench".into(),
+                    stream,
+                    expected: ExpectedVersion::NoStream,
+                    events: vec![event],
+                }],
+                idempotency: None,
+            })
+            .await
+    };
+    let n = 2_000;
+    let started = Instant::now();
+    for i in 0..n {
+        append(store.clone(), format!("seq-{i}")).await?;
+    }
+    let sequential = n as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let total = 20_000;
+    let mut tasks = Vec::new();
+    for worker in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (worker..total).step_by(64) {
+                append(store.clone(), format!("par-{i}")).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let grouped = total as f64 / started.elapsed().as_secs_f64();
+    println!("SQLite appends, 1 event each, synchronous=FULL");
+    println!("  one appender at a time:        {sequential:>9.0} appends/s");
+    println!("  64 concurrent (group commit):  {grouped:>9.0} appends/s");
+    println!("  ratio:                         {:>9.1}x\n", grouped / sequential);
+    Ok(())
+}
+
+async fn http_commands(commands: usize, clients: usize) -> Result<()> {
+    let host = TestHost::start(&[CARRIERS_COMPONENT]).await?;
+    println!("HTTP POST register-carrier on loopback ({commands} commands per run)");
+    for clients in [1, clients] {
+        let (rate, p50, p99) = run_clients(&host, commands, clients).await?;
+        println!(
+            "  {clients:>3} clients: {rate:>8.0} commands/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            millis(p50),
+            millis(p99)
+        );
+    }
+    Ok(())
+}
+
+async fn run_clients(host: &TestHost, commands: usize, clients: usize) -> Result<(f64, Duration, Duration)> {
+    let url = format!("{}/v1/domains/carriers/commands/register-carrier", host.base);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let http = host.client().clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in (client..commands).step_by(clients) {
+                let sent = Instant::now();
+                let reply = http.post(&url).header("content-type", "application/json").body(PAYLOAD).send().await?;
+                anyhow::ensure!(reply.status() == 201, "unexpected status {}", reply.status());
+                reply.bytes().await?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok((rate, at(0.50), at(0.99)))
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
