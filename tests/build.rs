@@ -47,7 +47,7 @@ fn main() {
             "/// The compiled `{folder}` component.\npub const {upper}_COMPONENT: &str = {:?};\n",
             path_str(&wasm)
         ));
-        names.push(format!("{name}"));
+        names.push(name.to_string());
         if EXAMPLES.contains(name) {
             std::fs::copy(&wasm, examples.join(format!("{name}.wasm"))).expect("copying an example plugin");
         }

@@ -98,11 +98,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(
-            Env::prefixed("CAIRN_")
-                .split("__")
-                .filter(|key| KEYS.contains(&key.as_str().split('.').next().unwrap_or(""))),
-        );
+        let known = |key: &figment::value::UncasedStr| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+        };
+        figment = figment.merge(Env::prefixed("CAIRN_").split("__").filter(known));
         let config: Config = figment.extract().context("reading the configuration")?;
         config.validate()?;
         Ok(config)
@@ -130,5 +130,41 @@ impl Config {
             stack_bytes: self.limits.stack_kib << 10,
             max_instances: self.limits.max_instances,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail returns its own large error type
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cairn.toml", "listen = \"127.0.0.1:9000\"\n[limits]\ndeadline_ms = 250\n")?;
+            jail.set_env("CAIRN_DATA_DIR", "/tmp/elsewhere");
+            jail.set_env("CAIRN_LIMITS__MEMORY_MIB", "32");
+            jail.set_env("CAIRN_UNRELATED_SETTING", "ignored");
+            let config = Config::load(Some(Path::new("cairn.toml"))).expect("config loads");
+            assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/elsewhere"));
+            assert_eq!(config.limits.deadline_ms, 250);
+            assert_eq!(config.limits.memory_mib, 32);
+            assert_eq!(config.max_body_bytes, 1 << 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "listn = \"127.0.0.1:9000\"\n")?;
+            assert!(Config::load(Some(Path::new("typo.toml"))).is_err());
+            jail.create_file("zero.toml", "command_attempts = 0\n")?;
+            let error = Config::load(Some(Path::new("zero.toml"))).unwrap_err();
+            assert!(error.to_string().contains("command_attempts"));
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
     }
 }

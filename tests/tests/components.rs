@@ -1,6 +1,8 @@
 //! Every component that `build.rs` compiles has a test here that loads it into a real host and
 //! runs one command through it; `foreach_component!` fails the build when one is missing.
 
+#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+
 use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, TestHost};
 use serde_json::json;
 

@@ -1,6 +1,8 @@
 //! Parallel writers on one stream: optimistic concurrency with retries. Every 2xx's event is in
 //! the stream exactly once, versions are contiguous, and losers after the last retry get 409.
 
+#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+
 use std::collections::HashSet;
 
 use cairn_tests::{CARRIERS_COMPONENT, TestHost};

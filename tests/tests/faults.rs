@@ -1,6 +1,8 @@
 //! A plugin that traps, spins or breaks the contract fails only that command, with a clear
 //! problem; the host keeps serving it and every other domain, and nothing is appended.
 
+#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+
 use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, TestHost};
 use serde_json::json;
 
@@ -38,6 +40,16 @@ async fn a_plugin_that_never_returns_is_interrupted_at_its_deadline() {
         .await
         .unwrap()
         .expect(201);
+}
+
+#[tokio::test]
+async fn a_plugin_growing_past_its_memory_cap_is_stopped_naming_the_limit() {
+    let host = TestHost::start_with(&[FAULTY_COMPONENT], |c| c.limits.memory_mib = 16).await.unwrap();
+    let reply = host.command("faulty", "hog", json!({"id": "g4", "mib": 64})).await.unwrap();
+    reply.expect_problem(500, "plugin-memory-exceeded");
+    assert!(reply.body["detail"].as_str().unwrap().contains("cap"), "{reply:?}");
+    assert!(host.stream_events("faulty", "gadget-g4").await.unwrap().is_empty());
+    host.command("faulty", "hog", json!({"id": "g4", "mib": 4})).await.unwrap().expect(201);
 }
 
 #[tokio::test]

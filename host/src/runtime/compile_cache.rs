@@ -31,7 +31,7 @@ impl CompileCache {
         if let Some(component) = self.memory.lock().expect("compile cache lock").get(digest) {
             return Ok(component.clone());
         }
-        let component = self.from_disk(engine, digest).unwrap_or_else(|| self.compile(engine, digest, bytes))?;
+        let component = self.load_from_disk(engine, digest).unwrap_or_else(|| self.compile(engine, digest, bytes))?;
         self.memory.lock().expect("compile cache lock").insert(digest.to_string(), component.clone());
         Ok(component)
     }
@@ -40,7 +40,7 @@ impl CompileCache {
         self.dir.as_ref().map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_tag)))
     }
 
-    fn from_disk(&self, engine: &Engine, digest: &str) -> Option<Result<Component>> {
+    fn load_from_disk(&self, engine: &Engine, digest: &str) -> Option<Result<Component>> {
         let path = self.path(digest)?;
         if !path.exists() {
             return None;

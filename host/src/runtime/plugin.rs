@@ -120,28 +120,28 @@ impl Plugin {
         let limits = self.runtime.limits();
         let log = LogContext { domain: self.info.name.clone(), version: self.info.version.clone(), function };
         let mut store = Store::new(self.pre.engine(), HostState::new(limits.memory_bytes, log));
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(self.runtime.deadline_ticks());
         store.epoch_deadline_trap();
         let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
-        result.map_err(|error| self.fault(function, &error))
+        result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded))
     }
 
-    fn fault(&self, function: &'static str, error: &wasmtime::Error) -> PluginFault {
-        let (kind, message) = match error.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => {
+    fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {
+        let cap = self.runtime.limits().memory_bytes;
+        let (kind, message) = match (memory_asked, error.downcast_ref::<wasmtime::Trap>()) {
+            (Some(asked), _) => {
+                (FaultKind::Memory, format!("the plugin asked for {asked} bytes of memory; the cap is {cap}"))
+            }
+            (None, Some(wasmtime::Trap::Interrupt)) => {
                 (FaultKind::Deadline, format!("the call exceeded its deadline of {:?}", self.runtime.limits().deadline))
             }
-            Some(wasmtime::Trap::StackOverflow) => (FaultKind::Stack, "the wasm stack overflowed".to_string()),
-            Some(wasmtime::Trap::MemoryOutOfBounds) | Some(wasmtime::Trap::HeapMisaligned) => {
+            (None, Some(wasmtime::Trap::StackOverflow)) => (FaultKind::Stack, "the wasm stack overflowed".to_string()),
+            (None, Some(wasmtime::Trap::MemoryOutOfBounds | wasmtime::Trap::HeapMisaligned)) => {
                 (FaultKind::Trap, "the plugin accessed memory out of bounds".to_string())
             }
-            Some(trap) => (FaultKind::Trap, format!("wasm trap: {trap}")),
-            None if format!("{error:?}").contains("memory") && format!("{error:?}").contains("limit") => (
-                FaultKind::Memory,
-                format!("the plugin exceeded its memory cap of {} bytes", self.runtime.limits().memory_bytes),
-            ),
-            None => (FaultKind::Trap, "the plugin failed".to_string()),
+            (None, Some(trap)) => (FaultKind::Trap, format!("wasm trap: {trap}")),
+            (None, None) => (FaultKind::Trap, "the plugin failed".to_string()),
         };
         tracing::warn!(domain = %self.info.name, version = %self.info.version, function, error = ?error, "plugin call failed");
         PluginFault { kind, domain: self.info.name.clone(), version: self.info.version.clone(), function, message }

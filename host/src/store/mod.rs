@@ -5,6 +5,8 @@
 //! optional idempotency record, committed atomically or not at all.
 
 pub mod sqlite;
+#[cfg(test)]
+mod sqlite_tests;
 
 use async_trait::async_trait;
 

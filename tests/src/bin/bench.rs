@@ -18,7 +18,6 @@ use cairn::runtime::{Limits, Runtime};
 use cairn::store::{AppendBatch, EventStore, EventToAppend, ExpectedVersion, StreamAppend};
 use cairn_sdk::dispatch;
 use cairn_tests::{CARRIERS_COMPONENT, TestHost};
-use serde_json::json;
 
 const PAYLOAD: &str = r#"{"name":"Acme Logistics International","email":"operations@acme-logistics.example","phone":"+44 20 7946 0958","note":"bench"}"#;
 

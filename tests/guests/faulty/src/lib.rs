@@ -1,5 +1,5 @@
 //! Test guest `faulty`: `record` behaves, `panic` traps, `spin` never returns, `undeclared`
-//! returns an event type it did not declare. The host must survive every one of them.
+//! returns an event type it did not declare, `hog` allocates as much memory as it is told. The host must survive every one of them.
 
 use cairn_sdk::{Aggregate, CommandSpec, IdSource, Rejection};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,11 @@ pub enum GadgetCommand {
     Spin {},
     /// Returns an event type that `describe` does not list.
     Undeclared {},
+    /// Allocates `mib` MiB and touches it.
+    Hog {
+        /// How much.
+        mib: usize,
+    },
 }
 
 /// Events.
@@ -47,6 +52,7 @@ impl Aggregate for Gadget {
         CommandSpec::new("panic", IdSource::Field("id"), "Panics."),
         CommandSpec::new("spin", IdSource::Field("id"), "Never returns."),
         CommandSpec::new("undeclared", IdSource::Field("id"), "Returns an undeclared event type."),
+        CommandSpec::new("hog", IdSource::Field("id"), "Allocates memory."),
     ];
     const EVENT_TYPES: &'static [&'static str] = &["Recorded"];
     type Command = GadgetCommand;
@@ -67,6 +73,11 @@ impl Aggregate for Gadget {
                 }
             }
             GadgetCommand::Undeclared {} => Ok(vec![GadgetEvent::Sneaked {}]),
+            GadgetCommand::Hog { mib } => {
+                let block = vec![1u8; mib << 20];
+                cairn_sdk::log::info(&format!("allocated {} bytes", std::hint::black_box(&block).len()));
+                Ok(vec![GadgetEvent::Recorded {}])
+            }
         }
     }
 }
