@@ -6,8 +6,26 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (crate name, folder) of every component to build.
-const COMPONENTS: &[(&str, &str)] = &[("carriers", "plugins/carriers"), ("faulty", "tests/guests/faulty")];
+/// One component: its name (the constant and the file), the package, and extra cargo features.
+struct Build {
+    name: &'static str,
+    package: &'static str,
+    features: &'static str,
+    folder: &'static str,
+}
+
+const BUILDS: &[Build] = &[
+    Build { name: "carriers", package: "carriers", features: "", folder: "plugins/carriers" },
+    Build { name: "faulty", package: "faulty", features: "", folder: "tests/guests/faulty" },
+    Build { name: "not-a-plugin", package: "not-a-plugin", features: "", folder: "tests/guests/not-a-plugin" },
+    Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
+    Build {
+        name: "carriers-incompatible",
+        package: "carriers",
+        features: "carriers/incompatible",
+        folder: "plugins/carriers",
+    },
+];
 /// The components the example host serves (the rest exist for tests).
 const EXAMPLES: &[&str] = &["carriers"];
 
@@ -17,14 +35,66 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     // A target dir of its own: the outer cargo holds the lock on the usual one.
     let target_dir = root.join("target").join("components");
+    let built = target_dir.join("wasm32-wasip2").join("plugin");
+    let components = out.join("components");
+    let examples = out.join("example-plugins");
+    std::fs::create_dir_all(&components).expect("creating components dir");
+    std::fs::create_dir_all(&examples).expect("creating example-plugins");
 
+    // Plain builds together (one cargo run), then each feature build on its own: they write the
+    // same file name, so each output is copied away before the next build.
+    let plain: Vec<&Build> = BUILDS.iter().filter(|b| b.features.is_empty()).collect();
+    cargo_build(&root, &target_dir, plain.iter().map(|b| b.package), "");
+    for build in &plain {
+        collect(&built, build, &components);
+    }
+    for build in BUILDS.iter().filter(|b| !b.features.is_empty()) {
+        cargo_build(&root, &target_dir, [build.package], build.features);
+        collect(&built, build, &components);
+    }
+
+    let mut consts = String::new();
+    for build in BUILDS {
+        let path = components.join(format!("{}.wasm", build.name));
+        let upper = build.name.to_uppercase().replace('-', "_");
+        let features =
+            if build.features.is_empty() { String::new() } else { format!(" (features {})", build.features) };
+        consts.push_str(&format!(
+            "/// The compiled `{}` component{features}.\npub const {upper}_COMPONENT: &str = {:?};\n",
+            build.folder,
+            path_str(&path)
+        ));
+        if EXAMPLES.contains(&build.name) {
+            std::fs::copy(&path, examples.join(format!("{}.wasm", build.name))).expect("copying an example plugin");
+        }
+        println!("cargo:rerun-if-changed={}", root.join(build.folder).display());
+    }
+    consts.push_str(&format!(
+        "/// The directory holding the example domains' components.\npub const EXAMPLE_PLUGINS_DIR: &str = {:?};\n",
+        path_str(&examples)
+    ));
+    let calls: String = BUILDS.iter().map(|b| format!("$mac!({});", b.name.replace('-', "_"))).collect();
+    consts.push_str(&format!(
+        "/// Calls `$mac!(name)` for every component, so a suite can require a test per component.\n\
+         #[macro_export]\nmacro_rules! foreach_component {{ ($mac:ident) => {{ {calls} }}; }}\n"
+    ));
+    std::fs::write(out.join("components.rs"), consts).expect("writing components.rs");
+    for dir in ["sdk", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+}
+
+fn cargo_build<'a>(root: &Path, target_dir: &Path, packages: impl IntoIterator<Item = &'a str>, features: &str) {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
-        .current_dir(&root)
+        .current_dir(root)
         .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin", "--target-dir"])
-        .arg(&target_dir);
-    for (name, _) in COMPONENTS {
-        cargo.args(["-p", name]);
+        .arg(target_dir);
+    for package in packages {
+        cargo.args(["-p", package]);
+    }
+    if !features.is_empty() {
+        cargo.args(["--features", features]);
     }
     for var in
         ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_PRIMARY_PACKAGE"]
@@ -33,39 +103,12 @@ fn main() {
     }
     let status = cargo.status().expect("running cargo to build the components");
     assert!(status.success(), "building the wasm32-wasip2 components failed (see above)");
+}
 
-    let built = target_dir.join("wasm32-wasip2").join("plugin");
-    let examples = out.join("example-plugins");
-    std::fs::create_dir_all(&examples).expect("creating example-plugins");
-    let mut consts = String::new();
-    let mut names = Vec::new();
-    for (name, folder) in COMPONENTS {
-        let wasm = built.join(format!("{name}.wasm"));
-        assert!(wasm.exists(), "{} was not built", wasm.display());
-        let upper = name.to_uppercase().replace('-', "_");
-        consts.push_str(&format!(
-            "/// The compiled `{folder}` component.\npub const {upper}_COMPONENT: &str = {:?};\n",
-            path_str(&wasm)
-        ));
-        names.push(name.to_string());
-        if EXAMPLES.contains(name) {
-            std::fs::copy(&wasm, examples.join(format!("{name}.wasm"))).expect("copying an example plugin");
-        }
-        println!("cargo:rerun-if-changed={}", root.join(folder).display());
-    }
-    consts.push_str(&format!(
-        "/// The directory holding the example domains' components.\npub const EXAMPLE_PLUGINS_DIR: &str = {:?};\n",
-        path_str(&examples)
-    ));
-    consts.push_str(&format!(
-        "/// Calls `$mac!(name)` for every component, so a suite can require a test per component.\n\
-         #[macro_export]\nmacro_rules! foreach_component {{ ($mac:ident) => {{ {} }}; }}\n",
-        names.iter().map(|n| format!("$mac!({n});")).collect::<String>()
-    ));
-    std::fs::write(out.join("components.rs"), consts).expect("writing components.rs");
-    for dir in ["sdk", "wit", "Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
-    }
+fn collect(built: &Path, build: &Build, into: &Path) {
+    let wasm = built.join(format!("{}.wasm", build.package));
+    assert!(wasm.exists(), "{} was not built", wasm.display());
+    std::fs::copy(&wasm, into.join(format!("{}.wasm", build.name))).expect("copying a component");
 }
 
 fn path_str(path: &Path) -> String {

@@ -42,6 +42,40 @@ pub struct Config {
     pub command_attempts: u32,
     /// Sandbox limits of every plugin call.
     pub limits: LimitsConfig,
+    /// The admin API and plugin deployment.
+    pub admin: AdminConfig,
+}
+
+/// The admin API (`/admin/v1`) and what it accepts.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/v1` (also `CAIRN_ADMIN_TOKEN`). Without one the admin API
+    /// refuses every call.
+    pub token: Option<String>,
+    /// Largest plugin component accepted, in MiB.
+    pub max_component_mib: usize,
+    /// Most streams a shadow replay folds before activation.
+    pub replay_max_streams: usize,
+    /// Time budget of a shadow replay, in milliseconds.
+    pub replay_budget_ms: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { token: None, max_component_mib: 32, replay_max_streams: 10_000, replay_budget_ms: 10_000 }
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_component_mib", &self.max_component_mib)
+            .field("replay_max_streams", &self.replay_max_streams)
+            .field("replay_budget_ms", &self.replay_budget_ms)
+            .finish()
+    }
 }
 
 /// Sandbox limits, as configured.
@@ -80,6 +114,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             command_attempts: 5,
             limits: LimitsConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -103,7 +138,10 @@ impl Config {
             KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
         };
         figment = figment.merge(Env::prefixed("CAIRN_").split("__").filter(known));
-        let config: Config = figment.extract().context("reading the configuration")?;
+        let mut config: Config = figment.extract().context("reading the configuration")?;
+        if let Ok(token) = std::env::var("CAIRN_ADMIN_TOKEN") {
+            config.admin.token = Some(token);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -116,10 +154,27 @@ impl Config {
         if self.command_attempts == 0 {
             bail!("command_attempts must be at least 1");
         }
+        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("admin.token must be at least 16 characters");
+        }
+        if self.admin.max_component_mib == 0 {
+            bail!("admin.max_component_mib must be positive");
+        }
         if self.limits.deadline_ms == 0 || self.limits.memory_mib == 0 || self.limits.max_instances == 0 {
             bail!("limits.deadline_ms, limits.memory_mib and limits.max_instances must be positive");
         }
         Ok(())
+    }
+
+    /// The registry settings these values describe.
+    pub fn registry_settings(&self) -> crate::registry::RegistrySettings {
+        crate::registry::RegistrySettings {
+            max_component_bytes: self.admin.max_component_mib << 20,
+            replay: crate::registry::ReplaySettings {
+                max_streams: self.admin.replay_max_streams,
+                budget: Duration::from_millis(self.admin.replay_budget_ms),
+            },
+        }
     }
 
     /// The runtime limits these settings describe.
@@ -145,12 +200,15 @@ mod tests {
             jail.set_env("CAIRN_DATA_DIR", "/tmp/elsewhere");
             jail.set_env("CAIRN_LIMITS__MEMORY_MIB", "32");
             jail.set_env("CAIRN_UNRELATED_SETTING", "ignored");
+            jail.set_env("CAIRN_ADMIN_TOKEN", "a-long-enough-admin-token");
             let config = Config::load(Some(Path::new("cairn.toml"))).expect("config loads");
             assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
             assert_eq!(config.data_dir, PathBuf::from("/tmp/elsewhere"));
             assert_eq!(config.limits.deadline_ms, 250);
             assert_eq!(config.limits.memory_mib, 32);
             assert_eq!(config.max_body_bytes, 1 << 20);
+            assert_eq!(config.admin.token.as_deref(), Some("a-long-enough-admin-token"));
+            assert!(!format!("{config:?}").contains("a-long-enough"), "the token never reaches a log");
             Ok(())
         });
     }

@@ -2,6 +2,7 @@
 //!
 //! Plugins (built with `cairn-sdk`) decide; the host acts. Data walks one way:
 //! [`http`] → [`engine`] → [`runtime`] (the plugin decides) → [`engine`] → [`store`].
+//! [`registry`] holds the active plugin version of each domain and swaps it at runtime.
 //! [`start`] wires the rooms together and serves HTTP until shut down.
 
 pub mod bindings;
@@ -54,12 +55,15 @@ impl RunningHost {
 /// Opens the store, loads the plugins, binds `config.listen` and serves in the background.
 pub async fn start(config: &Config) -> Result<RunningHost> {
     config.validate()?;
-    let store: Arc<dyn store::EventStore> = Arc::new(store::sqlite::SqliteEventStore::open(&config.data_dir).await?);
+    let sqlite = Arc::new(store::sqlite::SqliteStore::open(&config.data_dir).await?);
+    let store: Arc<dyn store::EventStore> = sqlite.clone();
     let runtime = runtime::Runtime::new(config.runtime_limits(), Some(config.data_dir.join("compiled")))?;
-    let registry = Arc::new(registry::Registry::default());
-    registry.load_dir(&runtime, &config.plugins_dir)?;
+    let registry = Arc::new(registry::Registry::new(runtime, sqlite, store.clone(), config.registry_settings()));
+    let plugins_dir = config.plugins_dir.exists() || config.plugins_dir != Config::default().plugins_dir;
+    registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
     let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts));
-    let app = http::app(http::AppState { engine, store, registry }, config.max_body_bytes);
+    let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
+    let app = http::app(http::AppState { engine, store, registry, admin }, config.max_body_bytes);
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;

@@ -75,6 +75,9 @@ pub trait DomainPlugin {
 pub fn fold<A: Aggregate>(history: &[RecordedEvent]) -> Result<A, DecideError> {
     let mut state = A::default();
     for recorded in history {
+        if A::IGNORE_UNKNOWN_EVENTS && !A::EVENT_TYPES.contains(&recorded.event_type.as_str()) {
+            continue;
+        }
         let event = decode_event::<A>(&recorded.event_type, &recorded.data).map_err(|e| {
             DecideError::CorruptHistory(format!(
                 "event {} of `{}` ({}): {e}",

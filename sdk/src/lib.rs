@@ -69,6 +69,11 @@ pub trait Aggregate: Default + Serialize {
     const COMMANDS: &'static [CommandSpec];
     /// Every event type [`Aggregate::Event`] serializes to.
     const EVENT_TYPES: &'static [&'static str];
+    /// Tolerant reader: when true, folding skips event types missing from
+    /// [`Aggregate::EVENT_TYPES`] (written by a later version of the plugin), so rolling back to
+    /// this version keeps every stream readable. When false (the default) such an event is an
+    /// error, and the host refuses to activate a version that cannot fold existing streams.
+    const IGNORE_UNKNOWN_EVENTS: bool = false;
     /// The command enum, `#[serde(tag = "command", content = "payload", rename_all = "kebab-case")]`.
     type Command: DeserializeOwned;
     /// The event enum, `#[serde(tag = "type", content = "data")]`.
@@ -140,10 +145,18 @@ pub struct DomainInfo {
 ///
 /// It defines `pub struct Domain` (usable natively: [`dispatch::DomainPlugin`]) and, when built
 /// for wasm32, the component's `describe`, `decide` and `fold` exports. The version is the
-/// crate's `CARGO_PKG_VERSION`.
+/// crate's `CARGO_PKG_VERSION` unless a `version: "x.y.z",` line follows the name.
 #[macro_export]
 macro_rules! export_domain {
     (name: $name:literal, description: $description:literal, aggregates: [$($agg:ty),+ $(,)?] $(,)?) => {
+        $crate::export_domain! {
+            name: $name,
+            version: env!("CARGO_PKG_VERSION"),
+            description: $description,
+            aggregates: [$($agg),+],
+        }
+    };
+    (name: $name:literal, version: $version:expr, description: $description:literal, aggregates: [$($agg:ty),+ $(,)?] $(,)?) => {
         /// This crate's Cairn domain, as the host sees it.
         pub struct Domain;
 
@@ -163,7 +176,7 @@ macro_rules! export_domain {
                 )+
                 $crate::DomainInfo {
                     name: $name.to_string(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    version: ($version).to_string(),
                     description: $description.to_string(),
                     aggregates,
                     commands,

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
+/// The admin token every [`TestHost`] is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 /// A host serving on `127.0.0.1:<random port>` with a fresh data directory.
 pub struct TestHost {
     host: Option<RunningHost>,
@@ -56,6 +59,7 @@ impl TestHost {
             plugins_dir: plugins,
             ..Config::default()
         };
+        config.admin.token = Some(ADMIN_TOKEN.to_string());
         adjust(&mut config);
         let host = cairn::start(&config).await?;
         let base = format!("http://{}", host.addr());
@@ -94,6 +98,34 @@ impl TestHost {
             request = request.header(*name, *value);
         }
         Reply::from(request.send().await?).await
+    }
+
+    /// Uploads a component to `/admin/v1/plugins` (`query` like `?activate=false`).
+    pub async fn deploy(&self, component: &str, query: &str) -> Result<Reply> {
+        let bytes = std::fs::read(component)?;
+        self.deploy_bytes(bytes, query).await
+    }
+
+    /// Uploads raw bytes as a component.
+    pub async fn deploy_bytes(&self, bytes: Vec<u8>, query: &str) -> Result<Reply> {
+        let request = self
+            .client
+            .post(format!("{}/admin/v1/plugins{query}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/wasm")
+            .body(bytes);
+        Reply::from(request.send().await?).await
+    }
+
+    /// POSTs JSON to an admin path with the token.
+    pub async fn admin_post(&self, path: &str, body: Value) -> Result<Reply> {
+        let request = self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN).json(&body);
+        Reply::from(request.send().await?).await
+    }
+
+    /// GETs an admin path with the token.
+    pub async fn admin_get(&self, path: &str) -> Result<Reply> {
+        Reply::from(self.client.get(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN).send().await?).await
     }
 
     /// GETs a path.

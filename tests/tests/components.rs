@@ -1,9 +1,12 @@
-//! Every component that `build.rs` compiles has a test here that loads it into a real host and
-//! runs one command through it; `foreach_component!` fails the build when one is missing.
+//! Every component that `build.rs` compiles has a test here that loads it into a real host;
+//! `foreach_component!` fails the build when one is missing.
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
-use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, TestHost};
+use cairn_tests::{
+    CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT, FAULTY_COMPONENT,
+    NOT_A_PLUGIN_COMPONENT, TestHost,
+};
 use serde_json::json;
 
 macro_rules! assert_test_exists {
@@ -25,4 +28,33 @@ async fn faulty() {
     let host = TestHost::start(&[FAULTY_COMPONENT]).await.unwrap();
     host.command("faulty", "record", json!({"id": 7})).await.unwrap().expect(201);
     assert_eq!(host.stream_events("faulty", "gadget-7").await.unwrap().len(), 1, "numeric ids become stream names");
+}
+
+#[tokio::test]
+async fn carriers_next() {
+    let host = TestHost::start(&[CARRIERS_NEXT_COMPONENT]).await.unwrap();
+    let created = host.command("carriers", "register-carrier", json!({"name": "A", "email": "a@b.io"})).await.unwrap();
+    let id = created.body["aggregate_id"].as_str().unwrap();
+    let renamed = host.command("carriers", "rename-carrier", json!({"carrier_id": id, "name": "B"})).await.unwrap();
+    renamed.expect(200);
+    assert_eq!(renamed.body["events"][0]["type"], "CarrierRenamed");
+}
+
+#[tokio::test]
+async fn carriers_incompatible() {
+    let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
+    let created = host.command("carriers", "register-carrier", json!({"name": "A", "email": "a@b.io"})).await.unwrap();
+    let reply = host.deploy(CARRIERS_INCOMPATIBLE_COMPONENT, "").await.unwrap();
+    reply.expect_problem(422, "shadow-replay-failed");
+    let failure = &reply.body["replay"]["failures"][0];
+    assert_eq!(failure["stream"], created.body["stream"]);
+    assert!(failure["error"].as_str().unwrap().contains("region"), "{failure}");
+}
+
+#[tokio::test]
+async fn not_a_plugin() {
+    let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
+    let reply = host.deploy(NOT_A_PLUGIN_COMPONENT, "").await.unwrap();
+    reply.expect_problem(422, "invalid-plugin");
+    assert!(reply.body["detail"].as_str().unwrap().contains("cairn:domain"), "{reply:?}");
 }

@@ -316,7 +316,7 @@ fn aggregate_id_from(payload: &str, field: &str) -> Result<String, CommandError>
     Ok(id)
 }
 
-fn recorded_event(e: StoredEvent) -> RecordedEvent {
+pub(crate) fn recorded_event(e: StoredEvent) -> RecordedEvent {
     RecordedEvent {
         stream: e.stream,
         version: e.version,

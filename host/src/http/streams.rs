@@ -73,7 +73,7 @@ pub async fn read(
             Ok(EventView {
                 data: RawValue::from_string(e.data)?,
                 metadata: RawValue::from_string(e.metadata)?,
-                recorded_at: rfc3339(e.recorded_at_micros),
+                recorded_at: super::rfc3339(e.recorded_at_micros),
                 stream: e.stream,
                 version: e.version,
                 position: e.position,
@@ -86,11 +86,4 @@ pub async fn read(
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt-event", "A stored event could not be read.")
         })?;
     Ok(Json(StreamPage { domain, stream, events, next_from }))
-}
-
-fn rfc3339(micros: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
 }

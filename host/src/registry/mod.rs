@@ -1,22 +1,172 @@
-//! Which plugin version serves each domain. The map is swapped atomically (`ArcSwap`): a command
-//! takes an `Arc<Plugin>` once and finishes on that version whatever happens meanwhile.
+//! Plugin versions: validate, store, shadow-replay, activate, roll back, hot-swap.
+//!
+//! Versions are immutable and content-addressed (sha256 of the component). The active version of
+//! each domain lives in an `ArcSwap`: a command takes an `Arc<Plugin>` once and finishes on that
+//! version whatever happens meanwhile, and a swap is one pointer store. Every change of the active
+//! version is a compare-and-set in the [`PluginStore`] first (so two racing activations cannot
+//! both win, and a restart restores exactly what was active), then the in-memory swap.
+
+mod replay;
+mod validate;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
 use arc_swap::ArcSwap;
+use serde::Serialize;
 
-use crate::runtime::{Plugin, Runtime};
+pub use self::replay::{ReplayFailure, ReplayReport, ReplaySettings};
+use crate::runtime::{LoadError, Plugin, Runtime};
+use crate::store::{Activation, EventStore, PluginStore, PluginStoreError, PluginVersion, SaveOutcome, StoreError};
 
-/// The active plugin of every domain.
-#[derive(Default)]
+/// Recently used versions kept loaded (compiled and pre-instantiated), so that activation and
+/// rollback never recompile.
+const LOADED_VERSIONS: usize = 32;
+
+/// Registry settings.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// How much of a domain the shadow replay reads.
+    pub replay: ReplaySettings,
+}
+
+/// Whether a deploy makes the version active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivateMode {
+    /// Activate it (after a passing shadow replay).
+    Yes,
+    /// Store it only (staged).
+    No,
+    /// Activate it only when the domain has no active version (plugins directory at start).
+    IfNoneActive,
+}
+
+/// Why a registry operation failed; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The bytes are not a component (400).
+    #[error("{0}")]
+    NotAComponent(String),
+    /// Over the size cap (413).
+    #[error("the component is {size} bytes; the cap is {cap} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The cap.
+        cap: usize,
+    },
+    /// A component that cannot serve as a plugin: unknown import, missing export, bad `describe` (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The semantic version is taken by other bytes (409).
+    #[error(transparent)]
+    VersionTaken(PluginStoreError),
+    /// A racing activation changed the active version first (409).
+    #[error("the active version of `{domain}` changed while this request ran; look again and retry")]
+    ActiveChanged {
+        /// The domain.
+        domain: String,
+    },
+    /// The candidate cannot fold existing streams (422).
+    #[error("version {version} of `{domain}` cannot fold {} existing stream(s); the active version keeps serving", .report.failures.len())]
+    ReplayFailed {
+        /// The domain.
+        domain: String,
+        /// The candidate's version.
+        version: String,
+        /// What failed.
+        report: ReplayReport,
+    },
+    /// No such domain (404).
+    #[error("no domain `{0}` has been deployed")]
+    UnknownDomain(String),
+    /// No such version (404).
+    #[error("`{domain}` has no version `{selector}`")]
+    UnknownVersion {
+        /// The domain.
+        domain: String,
+        /// What was asked for.
+        selector: String,
+    },
+    /// Nothing to roll back to (409).
+    #[error("`{0}` has no previously active version to roll back to")]
+    NoPreviousVersion(String),
+    /// The store failed (503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<PluginStoreError> for RegistryError {
+    fn from(error: PluginStoreError) -> Self {
+        match error {
+            PluginStoreError::VersionTaken { .. } => Self::VersionTaken(error),
+            PluginStoreError::ActiveChanged { domain, .. } => Self::ActiveChanged { domain },
+            PluginStoreError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<LoadError> for RegistryError {
+    fn from(error: LoadError) -> Self {
+        match error {
+            LoadError::Compile(_) => Self::NotAComponent(error.to_string()),
+            LoadError::Link(_) | LoadError::World(_) | LoadError::Describe(_) => Self::Invalid(error.to_string()),
+        }
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployReport {
+    /// The domain.
+    pub domain: String,
+    /// Its semantic version.
+    pub version: String,
+    /// sha256 of the component.
+    pub digest: String,
+    /// False when these exact bytes were already stored.
+    pub newly_stored: bool,
+    /// Whether this version is now the active one.
+    pub active: bool,
+    /// The shadow replay against the domain's streams.
+    pub replay: ReplayReport,
+}
+
+/// The active plugin of every domain, and the operations that change it.
 pub struct Registry {
     active: ArcSwap<HashMap<String, Arc<Plugin>>>,
+    loaded: Mutex<Vec<Arc<Plugin>>>,
+    /// Serialises activations on this host, so the store's order is the in-memory order.
+    changes: tokio::sync::Mutex<()>,
+    runtime: Arc<Runtime>,
+    plugins: Arc<dyn PluginStore>,
+    events: Arc<dyn EventStore>,
+    settings: RegistrySettings,
 }
 
 impl Registry {
+    /// An empty registry; [`Registry::restore`] fills it.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        plugins: Arc<dyn PluginStore>,
+        events: Arc<dyn EventStore>,
+        settings: RegistrySettings,
+    ) -> Self {
+        Self {
+            active: ArcSwap::default(),
+            loaded: Mutex::default(),
+            changes: tokio::sync::Mutex::new(()),
+            runtime,
+            plugins,
+            events,
+            settings,
+        }
+    }
+
     /// The active plugin of `domain`.
     pub fn get(&self, domain: &str) -> Option<Arc<Plugin>> {
         self.active.load().get(domain).cloned()
@@ -29,20 +179,28 @@ impl Registry {
         plugins
     }
 
-    /// Makes `plugin` the active version of its domain; returns the one it replaced.
-    pub fn activate(&self, plugin: Arc<Plugin>) -> Option<Arc<Plugin>> {
-        let mut previous = None;
-        self.active.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            previous = map.insert(plugin.domain().to_string(), plugin.clone());
-            map
-        });
-        previous
+    /// Largest component accepted, in bytes.
+    pub fn max_component_bytes(&self) -> usize {
+        self.settings.max_component_bytes
     }
 
-    /// Loads every `*.wasm` file of `dir` and activates it. Fails on the first file that does not
-    /// load, naming it, and when two files claim the same domain.
-    pub fn load_dir(&self, runtime: &Arc<Runtime>, dir: &Path) -> Result<()> {
+    /// The stored versions and activation history of `domain`.
+    pub async fn history(&self, domain: &str) -> Result<(Vec<PluginVersion>, Vec<Activation>), RegistryError> {
+        let versions = self.plugins.versions(domain).await?;
+        if versions.is_empty() {
+            return Err(RegistryError::UnknownDomain(domain.to_string()));
+        }
+        Ok((versions, self.plugins.activations(domain).await?))
+    }
+
+    /// Restores the active versions from the store, then deploys every `*.wasm` of `dir`
+    /// (activating one only where its domain has no active version yet).
+    pub async fn restore(&self, dir: Option<&Path>) -> anyhow::Result<()> {
+        for (domain, digest) in self.plugins.active().await? {
+            let plugin = self.load_stored(&digest).await.with_context(|| format!("restoring {domain} {digest}"))?;
+            self.install(plugin);
+        }
+        let Some(dir) = dir else { return Ok(()) };
         let entries = std::fs::read_dir(dir)
             .with_context(|| format!("reading the plugins directory {} (set it with --plugins)", dir.display()))?;
         let mut paths: Vec<_> = entries
@@ -52,19 +210,178 @@ impl Registry {
         paths.sort();
         for path in paths {
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let plugin = runtime.load(&bytes).with_context(|| format!("loading plugin {}", path.display()))?;
-            if self.get(plugin.domain()).is_some() {
-                bail!("{} declares domain `{}`, which another file already loaded", path.display(), plugin.domain());
-            }
+            let report = self
+                .deploy(bytes, ActivateMode::IfNoneActive)
+                .await
+                .with_context(|| format!("loading plugin {}", path.display()))?;
             tracing::info!(
-                domain = plugin.domain(),
-                version = plugin.version(),
-                digest = %plugin.digest,
+                domain = report.domain,
+                version = report.version,
+                digest = report.digest,
+                active = report.active,
                 file = %path.display(),
-                "plugin loaded"
+                "plugin file deployed"
             );
-            self.activate(plugin);
         }
         Ok(())
+    }
+
+    /// Validates, stores and (per `mode`) activates a component.
+    pub async fn deploy(&self, bytes: Vec<u8>, mode: ActivateMode) -> Result<DeployReport, RegistryError> {
+        validate::check_bytes(&bytes, self.settings.max_component_bytes)?;
+        let runtime = self.runtime.clone();
+        let (plugin, bytes) = tokio::task::spawn_blocking(move || (runtime.load(&bytes), bytes))
+            .await
+            .map_err(|e| StoreError(format!("the load task failed: {e}")))?;
+        let plugin = plugin?;
+        self.remember(&plugin);
+        let domain = plugin.domain().to_string();
+        let expected = self.get(&domain).map(|p| p.digest.clone());
+        let record = PluginVersion {
+            digest: plugin.digest.clone(),
+            domain: domain.clone(),
+            version: plugin.version().to_string(),
+            size: bytes.len() as u64,
+            description: plugin.description_json(),
+            uploaded_at_micros: crate::store::now_micros(),
+        };
+        let newly_stored = self.plugins.save_version(&record, &bytes).await? == SaveOutcome::Saved;
+        let replay = replay::shadow_replay(self.events.as_ref(), &plugin, &self.settings.replay).await?;
+        let already_active = expected.as_deref() == Some(plugin.digest.as_str());
+        let wanted = match mode {
+            ActivateMode::Yes => !already_active,
+            ActivateMode::No => false,
+            ActivateMode::IfNoneActive => expected.is_none(),
+        };
+        if wanted {
+            if !replay.passed() {
+                return Err(RegistryError::ReplayFailed { domain, version: record.version, report: replay });
+            }
+            self.switch(plugin.clone(), expected.as_deref(), "activate").await?;
+        }
+        Ok(DeployReport {
+            domain,
+            version: record.version,
+            digest: record.digest,
+            newly_stored,
+            active: wanted || already_active,
+            replay,
+        })
+    }
+
+    /// Activates a stored version (by semantic version or digest) after a passing shadow replay.
+    /// `expected` is the digest the caller believes active (default: the one active now).
+    pub async fn activate(
+        &self,
+        domain: &str,
+        selector: &str,
+        expected: Option<&str>,
+    ) -> Result<(Activation, ReplayReport), RegistryError> {
+        let current = self.get(domain).map(|p| p.digest.clone());
+        let expected = expected.map(str::to_string).or(current.clone());
+        let target = self.find_version(domain, selector).await?;
+        let plugin = self.load_stored(&target.digest).await?;
+        let replay = replay::shadow_replay(self.events.as_ref(), &plugin, &self.settings.replay).await?;
+        if !replay.passed() {
+            return Err(RegistryError::ReplayFailed {
+                domain: domain.to_string(),
+                version: target.version,
+                report: replay,
+            });
+        }
+        let activation = self.switch(plugin, expected.as_deref(), "activate").await?;
+        Ok((activation, replay))
+    }
+
+    /// Rolls back to the previously active version, or to `selector`; no replay: instant.
+    pub async fn rollback(&self, domain: &str, selector: Option<&str>) -> Result<Activation, RegistryError> {
+        if self.plugins.versions(domain).await?.is_empty() {
+            return Err(RegistryError::UnknownDomain(domain.to_string()));
+        }
+        let current = self.get(domain).map(|p| p.digest.clone());
+        let target = match selector {
+            Some(selector) => self.find_version(domain, selector).await?.digest,
+            None => self
+                .plugins
+                .activations(domain)
+                .await?
+                .last()
+                .and_then(|a| a.previous_digest.clone())
+                .ok_or_else(|| RegistryError::NoPreviousVersion(domain.to_string()))?,
+        };
+        let plugin = self.load_stored(&target).await?;
+        self.switch(plugin, current.as_deref(), "rollback").await
+    }
+
+    async fn find_version(&self, domain: &str, selector: &str) -> Result<PluginVersion, RegistryError> {
+        let versions = self.plugins.versions(domain).await?;
+        if versions.is_empty() {
+            return Err(RegistryError::UnknownDomain(domain.to_string()));
+        }
+        versions
+            .into_iter()
+            .find(|v| {
+                v.version == selector
+                    || v.digest == selector
+                    || (selector.len() >= 12 && v.digest.starts_with(selector))
+            })
+            .ok_or_else(|| RegistryError::UnknownVersion { domain: domain.to_string(), selector: selector.to_string() })
+    }
+
+    /// Compare-and-set in the store, then the in-memory swap, under this host's change lock.
+    async fn switch(
+        &self,
+        plugin: Arc<Plugin>,
+        expected: Option<&str>,
+        action: &str,
+    ) -> Result<Activation, RegistryError> {
+        let _serialised = self.changes.lock().await;
+        let activation = self.plugins.set_active(plugin.domain(), &plugin.digest, expected, action).await?;
+        tracing::info!(
+            domain = plugin.domain(),
+            version = plugin.version(),
+            digest = %plugin.digest,
+            previous = activation.previous_digest.as_deref().unwrap_or("-"),
+            action,
+            "active version switched"
+        );
+        self.install(plugin);
+        Ok(activation)
+    }
+
+    fn install(&self, plugin: Arc<Plugin>) {
+        self.remember(&plugin);
+        self.active.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.insert(plugin.domain().to_string(), plugin.clone());
+            map
+        });
+    }
+
+    /// A stored version, loaded: from the recent set, else from its stored bytes.
+    async fn load_stored(&self, digest: &str) -> Result<Arc<Plugin>, RegistryError> {
+        if let Some(plugin) = self.loaded.lock().expect("loaded lock").iter().find(|p| p.digest == digest) {
+            return Ok(plugin.clone());
+        }
+        let bytes = self
+            .plugins
+            .component(digest)
+            .await?
+            .ok_or_else(|| StoreError(format!("component {digest} is recorded but its bytes are missing")))?;
+        let runtime = self.runtime.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .map_err(|e| StoreError(format!("the load task failed: {e}")))??;
+        self.remember(&plugin);
+        Ok(plugin)
+    }
+
+    fn remember(&self, plugin: &Arc<Plugin>) {
+        let mut loaded = self.loaded.lock().expect("loaded lock");
+        loaded.retain(|p| p.digest != plugin.digest);
+        loaded.push(plugin.clone());
+        if loaded.len() > LOADED_VERSIONS {
+            loaded.remove(0);
+        }
     }
 }

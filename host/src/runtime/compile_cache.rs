@@ -62,9 +62,7 @@ impl CompileCache {
 
     fn compile(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> Result<Component> {
         let started = std::time::Instant::now();
-        let component = Component::new(engine, bytes)
-            .map_err(anyhow::Error::from)
-            .context("the bytes are not a valid WebAssembly component")?;
+        let component = Component::new(engine, bytes).map_err(anyhow::Error::from)?;
         tracing::info!(digest, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
         if let Some(path) = self.path(digest) {
             let serialized = component.serialize().map_err(anyhow::Error::from)?;

@@ -48,6 +48,23 @@ impl Default for Limits {
     }
 }
 
+/// Why a component could not be loaded as a plugin.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid component.
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    /// It imports something the host does not provide.
+    #[error("{0}")]
+    Link(String),
+    /// It does not export the world it must.
+    #[error("{0}")]
+    World(String),
+    /// `describe` trapped or returned something invalid.
+    #[error("{0}")]
+    Describe(String),
+}
+
 /// The shared wasmtime engine and everything needed to load plugin versions.
 pub struct Runtime {
     engine: Engine,
@@ -94,18 +111,20 @@ impl Runtime {
     }
 
     /// Loads a plugin version from its component bytes: compile (or reuse the cached
-    /// compilation), link, pre-instantiate, and ask it to `describe` itself.
-    pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>> {
+    /// compilation), link, pre-instantiate, and ask it to `describe` itself. Blocking (compiling
+    /// takes tens of milliseconds): call it off the async executor.
+    pub fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         let digest = hex::encode(Sha256::digest(bytes));
-        let component: Component = self.cache.get_or_compile(&self.engine, &digest, bytes)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("the component imports something Cairn does not provide to aggregate plugins")?;
-        let pre = AggregatePluginPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .context("the component does not export the `aggregate-plugin` world")?;
+        let component: Component = self
+            .cache
+            .get_or_compile(&self.engine, &digest, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::Link(format!("it imports something Cairn does not provide to aggregate plugins: {e:#}"))
+        })?;
+        let pre = AggregatePluginPre::new(pre).map_err(|e| {
+            LoadError::World(format!("it does not export the `cairn:domain/aggregate-plugin` world: {e:#}"))
+        })?;
         Plugin::new(self.clone(), digest, pre)
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use wasmtime::Store;
 
-use super::{HostState, Runtime};
+use super::{HostState, LoadError, Runtime};
 use crate::bindings::plugin::{AggregateId, CommandInfo, DomainInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
 use crate::bindings::{AggregatePluginPre, aggregate};
@@ -53,7 +53,11 @@ pub struct PluginFault {
 }
 
 impl Plugin {
-    pub(super) fn new(runtime: Arc<Runtime>, digest: String, pre: AggregatePluginPre<HostState>) -> Result<Arc<Self>> {
+    pub(super) fn new(
+        runtime: Arc<Runtime>,
+        digest: String,
+        pre: AggregatePluginPre<HostState>,
+    ) -> Result<Arc<Self>, LoadError> {
         let unknown = DomainInfo {
             name: "(loading)".into(),
             version: "?".into(),
@@ -66,8 +70,8 @@ impl Plugin {
         let mut plugin = Self { runtime, digest, info: unknown, pre };
         let info = plugin
             .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
-            .map_err(anyhow::Error::from)?;
-        validate(&info)?;
+            .map_err(|fault| LoadError::Describe(format!("`describe` did not answer: {}", fault.message)))?;
+        validate(&info).map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
         plugin.info = info;
         Ok(Arc::new(plugin))
     }
@@ -192,4 +196,36 @@ fn validate(info: &DomainInfo) -> Result<()> {
         bail!("event type names must be 1 to 128 characters");
     }
     Ok(())
+}
+
+impl Plugin {
+    /// What `describe` returned, as JSON (for the admin API and the registry).
+    pub fn description(&self) -> serde_json::Value {
+        let info = &self.info;
+        let commands: Vec<serde_json::Value> = info
+            .commands
+            .iter()
+            .map(|c| {
+                let id = match &c.id {
+                    AggregateId::Field(field) => serde_json::json!({ "field": field }),
+                    AggregateId::Minted => serde_json::json!("minted"),
+                };
+                serde_json::json!({ "name": c.name, "aggregate": c.aggregate, "id": id, "description": c.description })
+            })
+            .collect();
+        serde_json::json!({
+            "name": info.name,
+            "version": info.version,
+            "description": info.description,
+            "aggregates": info.aggregates,
+            "commands": commands,
+            "event_types": info.event_types,
+            "capabilities": info.capabilities,
+        })
+    }
+
+    /// [`Plugin::description`] as JSON text.
+    pub fn description_json(&self) -> String {
+        self.description().to_string()
+    }
 }

@@ -4,11 +4,15 @@
 //! An append is a **unit of work**: one or more streams, each with an expected version, plus an
 //! optional idempotency record, committed atomically or not at all.
 
+pub mod plugins;
 pub mod sqlite;
+mod sqlite_plugins;
 #[cfg(test)]
 mod sqlite_tests;
 
 use async_trait::async_trait;
+
+pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
 
 /// What an appender expects a stream's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +173,9 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Commits a unit of work atomically, checking every expected version and the idempotency key.
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError>;
+
+    /// Names of a domain's streams after `after` (exclusive), in name order, at most `limit`.
+    async fn list_streams(&self, domain: &str, after: &str, limit: u32) -> Result<Vec<String>, StoreError>;
 
     /// The response stored under an idempotency key, if any.
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;

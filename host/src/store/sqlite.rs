@@ -4,6 +4,10 @@
 //! (expected versions, idempotency keys) and the accepted ones are written with multi-row
 //! INSERTs in a single transaction, so one fsync serves many commands.
 //!
+//! Every write transaction is `BEGIN IMMEDIATE`: it takes the write lock up front (waiting
+//! through `busy_timeout`), so a registry write on the other connection can never make a group
+//! commit fail with a stale snapshot.
+//!
 //! Durability: WAL with `synchronous=FULL`. Group commit pays for the extra fsync, and FULL does
 //! not lose acknowledged commands on power loss (NORMAL may).
 
@@ -35,8 +39,10 @@ const ROWS_PER_INSERT: usize = 1000;
 const MAX_CACHED_HEADS: usize = 100_000;
 
 /// SQLite event store over a data directory.
-pub struct SqliteEventStore {
-    reads: SqlitePool,
+pub struct SqliteStore {
+    pub(super) reads: SqlitePool,
+    /// One writable connection for the rare registry writes (plugins, activations).
+    pub(super) admin: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
     _lock: File,
 }
@@ -46,7 +52,7 @@ struct WriteJob {
     reply: oneshot::Sender<Result<AppendResult, AppendError>>,
 }
 
-impl SqliteEventStore {
+impl SqliteStore {
     /// Opens (creating if needed) `data_dir/cairn.db`, applies migrations, starts the writer.
     pub async fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
@@ -63,6 +69,11 @@ impl SqliteEventStore {
             .busy_timeout(Duration::from_secs(5));
         let mut conn = SqliteConnection::connect_with(&options).await.context("opening the SQLite database")?;
         MIGRATOR.run(&mut conn).await.context("applying SQLite migrations")?;
+        let admin = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .context("opening the SQLite registry connection")?;
         let reads = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -70,12 +81,12 @@ impl SqliteEventStore {
             .context("opening SQLite read connections")?;
         let (writer, jobs) = mpsc::channel(4096);
         tokio::spawn(Writer { conn, heads: HashMap::new(), next_position: None }.run(jobs));
-        Ok(Self { reads, writer, _lock: lock })
+        Ok(Self { reads, admin, writer, _lock: lock })
     }
 }
 
 #[async_trait]
-impl EventStore for SqliteEventStore {
+impl EventStore for SqliteStore {
     async fn read_stream(
         &self,
         domain: &str,
@@ -116,6 +127,17 @@ impl EventStore for SqliteEventStore {
         let gone = || AppendError::Store(StoreError("the SQLite writer has stopped".into()));
         self.writer.send(WriteJob { batch, reply }).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    async fn list_streams(&self, domain: &str, after: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT stream FROM events WHERE domain = ? AND stream > ? ORDER BY stream LIMIT ?",
+        )
+        .bind(domain)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reads)
+        .await?)
     }
 
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -212,7 +234,7 @@ impl Writer {
         group: Vec<WriteJob>,
     ) -> Result<(Vec<Planned>, HashMap<(String, String), u64>, u64), (Vec<Planned>, StoreError)> {
         let mut planned: Vec<Planned> = Vec::with_capacity(group.len());
-        let mut tx = match self.conn.begin().await {
+        let mut tx = match self.conn.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => tx,
             Err(e) => {
                 let error = StoreError::from(e);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::sqlite::SqliteEventStore;
+use super::sqlite::SqliteStore;
 use super::*;
 
 fn event(n: u32) -> EventToAppend {
@@ -18,9 +18,9 @@ fn batch(streams: Vec<StreamAppend>) -> AppendBatch {
     AppendBatch { streams, idempotency: None }
 }
 
-async fn open() -> (tempfile::TempDir, SqliteEventStore) {
+async fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteEventStore::open(dir.path()).await.unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
     (dir, store)
 }
 

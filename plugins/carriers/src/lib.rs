@@ -3,12 +3,27 @@
 //! A carrier registers with a name and an email, may change its email, and may be deactivated.
 //! Rules: every invalid field is reported at once; a carrier id registers only once; nothing
 //! changes on a deactivated carrier.
+//!
+//! Two cargo features build the versions the hot-swap tests deploy over this one:
+//! `next` (0.2.0: a `rename-carrier` command and an optional `phone` on registration, still
+//! folding every 0.1 event) and `incompatible` (0.3.0: registration requires a `region` field
+//! that 0.1 events lack, so it cannot fold them and the host must refuse to activate it).
 
 use cairn_sdk::{Aggregate, CommandSpec, IdSource, Rejection, Validation};
 use serde::{Deserialize, Serialize};
 
+/// The semantic version this build reports.
+pub const VERSION: &str = if cfg!(feature = "incompatible") {
+    "0.3.0"
+} else if cfg!(feature = "next") {
+    "0.2.0"
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 cairn_sdk::export_domain! {
     name: "carriers",
+    version: VERSION,
     description: "Registers delivery carriers and keeps their contact details.",
     aggregates: [Carrier],
 }
@@ -34,6 +49,15 @@ pub enum CarrierCommand {
         #[serde(default)]
         email: String,
     },
+    /// Renames a carrier (0.2.0 and later).
+    #[cfg(feature = "next")]
+    RenameCarrier {
+        /// Which carrier.
+        carrier_id: String,
+        /// The new name.
+        #[serde(default)]
+        name: String,
+    },
     /// Deactivates a carrier; it accepts no change afterwards.
     DeactivateCarrier {
         /// Which carrier.
@@ -56,6 +80,19 @@ pub enum CarrierEvent {
         name: String,
         /// Contact email.
         email: String,
+        /// Contact phone (0.2.0 and later; absent from older events).
+        #[cfg(feature = "next")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        /// Sales region (0.3.0, required: older events cannot be read).
+        #[cfg(feature = "incompatible")]
+        region: String,
+    },
+    /// A carrier was renamed (0.2.0 and later).
+    #[cfg(feature = "next")]
+    CarrierRenamed {
+        /// The new name.
+        name: String,
     },
     /// A carrier's email changed.
     CarrierEmailChanged {
@@ -90,8 +127,18 @@ impl Aggregate for Carrier {
             "Changes the contact email of an active carrier.",
         ),
         CommandSpec::new("deactivate-carrier", IdSource::Field("carrier_id"), "Deactivates a carrier for good."),
+        #[cfg(feature = "next")]
+        CommandSpec::new("rename-carrier", IdSource::Field("carrier_id"), "Renames an active carrier."),
     ];
-    const EVENT_TYPES: &'static [&'static str] = &["CarrierRegistered", "CarrierEmailChanged", "CarrierDeactivated"];
+    const EVENT_TYPES: &'static [&'static str] = &[
+        "CarrierRegistered",
+        "CarrierEmailChanged",
+        "CarrierDeactivated",
+        #[cfg(feature = "next")]
+        "CarrierRenamed",
+    ];
+    // Streams a later version wrote to stay readable after a rollback: skip its new event types.
+    const IGNORE_UNKNOWN_EVENTS: bool = true;
     type Command = CarrierCommand;
     type Event = CarrierEvent;
 
@@ -104,6 +151,8 @@ impl Aggregate for Carrier {
                 self.email = email;
             }
             CarrierEvent::CarrierEmailChanged { new_email, .. } => self.email = new_email,
+            #[cfg(feature = "next")]
+            CarrierEvent::CarrierRenamed { name } => self.name = name,
             CarrierEvent::CarrierDeactivated { .. } => self.active = false,
         }
     }
@@ -121,7 +170,15 @@ impl Aggregate for Carrier {
                     .require(name.chars().count() <= 200, "name", "The name must be at most 200 characters")
                     .require(is_valid_email(&email), "email", "The email must be a valid email address")
                     .finish()?;
-                Ok(vec![CarrierEvent::CarrierRegistered { carrier_id: id.to_string(), name, email }])
+                Ok(vec![CarrierEvent::CarrierRegistered {
+                    carrier_id: id.to_string(),
+                    name,
+                    email,
+                    #[cfg(feature = "next")]
+                    phone: None,
+                    #[cfg(feature = "incompatible")]
+                    region: "unknown".to_string(),
+                }])
             }
             CarrierCommand::ChangeCarrierEmail { email, .. } => {
                 self.ensure_active(id)?;
@@ -133,6 +190,13 @@ impl Aggregate for Carrier {
                     return Ok(vec![]);
                 }
                 Ok(vec![CarrierEvent::CarrierEmailChanged { old_email: self.email.clone(), new_email: email }])
+            }
+            #[cfg(feature = "next")]
+            CarrierCommand::RenameCarrier { name, .. } => {
+                self.ensure_active(id)?;
+                let name = name.trim().to_string();
+                Validation::new().require(!name.is_empty(), "name", "The name is required").finish()?;
+                Ok(vec![CarrierEvent::CarrierRenamed { name }])
             }
             CarrierCommand::DeactivateCarrier { reason, .. } => {
                 self.ensure_active(id)?;

@@ -102,3 +102,24 @@ fn email_check() {
         assert!(!is_valid_email(bad), "{bad}");
     }
 }
+
+#[test]
+fn events_from_later_versions_are_skipped_when_folding() {
+    let state = cairn_sdk::dispatch::fold::<Carrier>(&[
+        cairn_sdk::dispatch::RecordedEvent {
+            event_type: "CarrierRegistered".into(),
+            data: r#"{"carrier_id":"c","name":"A","email":"a@b.io"}"#.into(),
+            version: 1,
+            ..Default::default()
+        },
+        cairn_sdk::dispatch::RecordedEvent {
+            event_type: "CarrierRenamed".into(),
+            data: r#"{"name":"B"}"#.into(),
+            version: 2,
+            ..Default::default()
+        },
+    ])
+    .expect("folds");
+    assert_eq!(state.name, "A");
+    assert!(state.active);
+}

@@ -6,6 +6,8 @@
 //!    (group commit).
 //! 3. `register-carrier` over HTTP on loopback: commands/s and p50/p99 latency with 1 and with
 //!    `--clients` concurrent clients.
+//! 4. Hot swap: the time from uploading v2 to v2 serving, and p99 command latency under load
+//!    during the swap against the same load in steady state.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16).
 
@@ -17,7 +19,7 @@ use cairn::bindings::aggregate::DecideRequest;
 use cairn::runtime::{Limits, Runtime};
 use cairn::store::{AppendBatch, EventStore, EventToAppend, ExpectedVersion, StreamAppend};
 use cairn_sdk::dispatch;
-use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, TestHost};
 
 const PAYLOAD: &str = r#"{"name":"Acme Logistics International","email":"operations@acme-logistics.example","phone":"+44 20 7946 0958","note":"bench"}"#;
 
@@ -37,6 +39,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(store_appends())?;
     runtime.block_on(http_commands(commands, clients))?;
+    runtime.block_on(hot_swap(clients))?;
     Ok(())
 }
 
@@ -81,7 +84,7 @@ fn wasm_vs_native() -> Result<()> {
 
 async fn store_appends() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn EventStore> = Arc::new(cairn::store::sqlite::SqliteEventStore::open(dir.path()).await?);
+    let store: Arc<dyn EventStore> = Arc::new(cairn::store::sqlite::SqliteStore::open(dir.path()).await?);
     let append = |store: Arc<dyn EventStore>, stream: String| async move {
         let event =
             EventToAppend { event_type: "CarrierRegistered".into(), data: PAYLOAD.into(), metadata: "{}".into() };
@@ -167,6 +170,65 @@ async fn run_clients(host: &TestHost, commands: usize, clients: usize) -> Result
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Ok((rate, at(0.50), at(0.99)))
+}
+
+async fn hot_swap(clients: usize) -> Result<()> {
+    let host = Arc::new(TestHost::start(&[CARRIERS_COMPONENT]).await?);
+    let window = Duration::from_millis(1500);
+    let steady = load_for(host.clone(), clients, window).await?;
+
+    let bytes = std::fs::read(CARRIERS_NEXT_COMPONENT)?;
+    let swapping = {
+        let host = host.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let started = Instant::now();
+            let reply = host.deploy_bytes(bytes, "").await?;
+            anyhow::ensure!(reply.status == 201, "deploy failed: {reply:?}");
+            anyhow::Ok(started.elapsed())
+        })
+    };
+    let during = load_for(host.clone(), clients, window).await?;
+    let swap_time = swapping.await??;
+    let version = host.admin_get("/admin/v1/domains").await?.body["domains"][0]["version"].clone();
+    anyhow::ensure!(version == "0.2.0", "v2 is not serving: {version}");
+    println!(
+        "\nHot swap to v2 under {clients} clients (upload accepted -> v2 serving, compile + shadow replay included)"
+    );
+    println!("  swap time:                {:>8.1} ms", millis(swap_time));
+    println!("  p99 steady state:         {:>8.2} ms  ({} commands)", millis(steady.1), steady.0);
+    println!("  p99 during the swap:      {:>8.2} ms  ({} commands, 0 failed)", millis(during.1), during.0);
+    println!("  ratio:                    {:>8.2}x", during.1.as_secs_f64() / steady.1.as_secs_f64());
+    Ok(())
+}
+
+/// Sends `register-carrier` from `clients` clients for `window`; returns (count, p99).
+async fn load_for(host: Arc<TestHost>, clients: usize, window: Duration) -> Result<(usize, Duration)> {
+    let url = format!("{}/v1/domains/carriers/commands/register-carrier", host.base);
+    let deadline = Instant::now() + window;
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let http = host.client().clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let reply = http.post(&url).header("content-type", "application/json").body(PAYLOAD).send().await?;
+                anyhow::ensure!(reply.status() == 201, "a command failed: {}", reply.status());
+                reply.bytes().await?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort_unstable();
+    let p99 = latencies[((latencies.len() as f64 * 0.99) as usize).min(latencies.len() - 1)];
+    Ok((latencies.len(), p99))
 }
 
 fn micros(d: Duration) -> f64 {

@@ -1,5 +1,8 @@
-//! The `cairn` command line (clap): `cairn serve` runs the host. `main.rs` only calls [`run`],
-//! so other binaries (the examples launcher) can run the same CLI with their own defaults.
+//! The `cairn` command line (clap): `cairn serve` runs the host; `deploy`, `versions`,
+//! `activate`, `rollback` and `status` drive a running host's admin API ([`admin`]).
+//! `main.rs` only calls [`run`], so other binaries (the examples launcher) can run the same CLI.
+
+pub mod admin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +25,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API with the plugins of a directory loaded.
     Serve(ServeArgs),
+    /// Talk to a running host's admin API.
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -50,7 +56,14 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<()> {
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Admin(command) => {
+            let output = admin::execute(command).await?;
+            print!("{output}");
+            return Ok(());
+        }
+    };
     let mut config = Config::load(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;
