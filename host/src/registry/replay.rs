@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::bindings::aggregate::DecideError;
 use crate::bindings::types::RecordedEvent;
 use crate::runtime::Plugin;
-use crate::store::{EventStore, StoreError};
+use crate::store::{EventStore, StoreError, StoredEvent};
 
 /// How much of the domain a replay reads.
 #[derive(Debug, Clone)]
@@ -23,8 +23,8 @@ pub struct ReplaySettings {
 
 /// Most failures listed in a report.
 const MAX_FAILURES: usize = 50;
-/// Streams listed per page.
-const PAGE: u32 = 500;
+/// Events read per page.
+const PAGE: u32 = 5_000;
 
 /// What a replay found.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -57,7 +57,8 @@ impl ReplayReport {
     }
 }
 
-/// Folds the candidate's domain's streams through `candidate`.
+/// Folds the candidate's domain's streams through `candidate`, reading the domain's events in
+/// one keyset-paginated pass (stream, version) rather than one query per stream.
 pub async fn shadow_replay(
     events: &dyn EventStore,
     candidate: &Arc<Plugin>,
@@ -66,28 +67,56 @@ pub async fn shadow_replay(
     let started = Instant::now();
     let domain = candidate.domain().to_string();
     let mut report = ReplayReport { complete: true, ..ReplayReport::default() };
-    let mut after = String::new();
-    'pages: loop {
-        let streams = events.list_streams(&domain, &after, PAGE).await?;
-        let Some(last) = streams.last() else { break };
-        after = last.clone();
-        for stream in streams {
-            if report.streams_checked >= settings.max_streams || started.elapsed() > settings.budget {
-                report.complete = false;
-                break 'pages;
-            }
-            let history = events.read_stream(&domain, &stream, 1, u32::MAX).await?;
-            report.streams_checked += 1;
-            report.events_folded += history.len() as u64;
-            if let Err(error) = fold_one(candidate, &stream, history).await
-                && report.failures.len() < MAX_FAILURES
-            {
-                report.failures.push(ReplayFailure { stream, error });
-            }
+    let mut current: Vec<StoredEvent> = Vec::new();
+    let mut after = (String::new(), 0u64);
+    loop {
+        let page = events.read_domain(&domain, (&after.0, after.1), PAGE).await?;
+        let exhausted = page.len() < PAGE as usize;
+        if let Some(last) = page.last() {
+            after = (last.stream.clone(), last.version);
         }
+        for event in page {
+            if current.first().is_some_and(|first| first.stream != event.stream) {
+                let history = std::mem::take(&mut current);
+                if !check(candidate, history, settings, started, &mut report).await {
+                    report.elapsed_ms = started.elapsed().as_millis() as u64;
+                    return Ok(report);
+                }
+            }
+            current.push(event);
+        }
+        if exhausted {
+            break;
+        }
+    }
+    if !current.is_empty() {
+        check(candidate, current, settings, started, &mut report).await;
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Folds one whole stream into the report; false once the stream cap or the budget is reached.
+async fn check(
+    candidate: &Arc<Plugin>,
+    history: Vec<StoredEvent>,
+    settings: &ReplaySettings,
+    started: Instant,
+    report: &mut ReplayReport,
+) -> bool {
+    if report.streams_checked >= settings.max_streams || started.elapsed() > settings.budget {
+        report.complete = false;
+        return false;
+    }
+    let stream = history[0].stream.clone();
+    report.streams_checked += 1;
+    report.events_folded += history.len() as u64;
+    if let Err(error) = fold_one(candidate, &stream, history).await
+        && report.failures.len() < MAX_FAILURES
+    {
+        report.failures.push(ReplayFailure { stream, error });
+    }
+    true
 }
 
 async fn fold_one(

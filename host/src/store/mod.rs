@@ -174,8 +174,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Commits a unit of work atomically, checking every expected version and the idempotency key.
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError>;
 
-    /// Names of a domain's streams after `after` (exclusive), in name order, at most `limit`.
-    async fn list_streams(&self, domain: &str, after: &str, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// A domain's events in (stream, version) order, starting after `after` = (stream, version)
+    /// (exclusive; `("", 0)` for the beginning), at most `limit`: one pass over every stream.
+    async fn read_domain(&self, domain: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The response stored under an idempotency key, if any.
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;

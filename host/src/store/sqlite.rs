@@ -104,19 +104,7 @@ impl EventStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reads)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredEvent {
-                domain: row.get(0),
-                stream: row.get(1),
-                version: row.get::<i64, _>(2) as u64,
-                position: row.get::<i64, _>(3) as u64,
-                event_type: row.get(4),
-                data: row.get(5),
-                metadata: row.get(6),
-                recorded_at_micros: row.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(stored_event).collect())
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError> {
@@ -129,15 +117,18 @@ impl EventStore for SqliteStore {
         answer.await.map_err(|_| gone())?
     }
 
-    async fn list_streams(&self, domain: &str, after: &str, limit: u32) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT stream FROM events WHERE domain = ? AND stream > ? ORDER BY stream LIMIT ?",
+    async fn read_domain(&self, domain: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT domain, stream, version, position, event_type, data, metadata, recorded_at FROM events \
+             WHERE domain = ? AND (stream, version) > (?, ?) ORDER BY stream, version LIMIT ?",
         )
         .bind(domain)
-        .bind(after)
+        .bind(after.0)
+        .bind(after.1 as i64)
         .bind(i64::from(limit))
         .fetch_all(&self.reads)
-        .await?)
+        .await?;
+        Ok(rows.iter().map(stored_event).collect())
     }
 
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -154,6 +145,20 @@ impl EventStore for SqliteStore {
             return Err(StoreError(format!("{applied} of {} migrations applied", MIGRATOR.migrations.len())));
         }
         Ok(())
+    }
+}
+
+/// A row of `SELECT domain, stream, version, position, event_type, data, metadata, recorded_at`.
+fn stored_event(row: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+    StoredEvent {
+        domain: row.get(0),
+        stream: row.get(1),
+        version: row.get::<i64, _>(2) as u64,
+        position: row.get::<i64, _>(3) as u64,
+        event_type: row.get(4),
+        data: row.get(5),
+        metadata: row.get(6),
+        recorded_at_micros: row.get(7),
     }
 }
 

@@ -114,3 +114,18 @@ async fn futures_like_join<T>(handles: impl Iterator<Item = tokio::task::JoinHan
     }
     out
 }
+
+#[tokio::test]
+async fn a_domain_reads_in_one_keyset_paginated_pass() {
+    let (_dir, store) = open().await;
+    store.append(batch(vec![append("b", ExpectedVersion::NoStream, vec![event(1)])])).await.unwrap();
+    store.append(batch(vec![append("a", ExpectedVersion::NoStream, vec![event(2), event(3)])])).await.unwrap();
+    let mut other = append("a", ExpectedVersion::NoStream, vec![event(4)]);
+    other.domain = "elsewhere".into();
+    store.append(batch(vec![other])).await.unwrap();
+    let first = store.read_domain("test", ("", 0), 2).await.unwrap();
+    let keys: Vec<(String, u64)> = first.iter().map(|e| (e.stream.clone(), e.version)).collect();
+    assert_eq!(keys, [("a".to_string(), 1), ("a".to_string(), 2)]);
+    let rest = store.read_domain("test", ("a", 2), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|e| (e.stream.as_str(), e.version)).collect::<Vec<_>>(), [("b", 1)]);
+}

@@ -133,7 +133,7 @@ async fn http_commands(commands: usize, clients: usize) -> Result<()> {
     let host = TestHost::start(&[CARRIERS_COMPONENT]).await?;
     println!("HTTP POST register-carrier on loopback ({commands} commands per run)");
     for clients in [1, clients] {
-        let (rate, p50, p99) = run_clients(&host, commands, clients).await?;
+        let (rate, p50, p99, _) = run_clients(&host, clients, Until::Commands(commands)).await?;
         println!(
             "  {clients:>3} clients: {rate:>8.0} commands/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
             millis(p50),
@@ -143,39 +143,10 @@ async fn http_commands(commands: usize, clients: usize) -> Result<()> {
     Ok(())
 }
 
-async fn run_clients(host: &TestHost, commands: usize, clients: usize) -> Result<(f64, Duration, Duration)> {
-    let url = format!("{}/v1/domains/carriers/commands/register-carrier", host.base);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let http = host.client().clone();
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            for _ in (client..commands).step_by(clients) {
-                let sent = Instant::now();
-                let reply = http.post(&url).header("content-type", "application/json").body(PAYLOAD).send().await?;
-                anyhow::ensure!(reply.status() == 201, "unexpected status {}", reply.status());
-                reply.bytes().await?;
-                latencies.push(sent.elapsed());
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Ok((rate, at(0.50), at(0.99)))
-}
-
 async fn hot_swap(clients: usize) -> Result<()> {
     let host = Arc::new(TestHost::start(&[CARRIERS_COMPONENT]).await?);
     let window = Duration::from_millis(1500);
-    let steady = load_for(host.clone(), clients, window).await?;
+    let (_, _, steady_p99, steady_n) = run_clients(&host, clients, Until::Deadline(Instant::now() + window)).await?;
 
     let bytes = std::fs::read(CARRIERS_NEXT_COMPONENT)?;
     let swapping = {
@@ -185,34 +156,50 @@ async fn hot_swap(clients: usize) -> Result<()> {
             let started = Instant::now();
             let reply = host.deploy_bytes(bytes, "").await?;
             anyhow::ensure!(reply.status == 201, "deploy failed: {reply:?}");
-            anyhow::Ok(started.elapsed())
+            anyhow::Ok((started.elapsed(), reply.body["replay"].clone()))
         })
     };
-    let during = load_for(host.clone(), clients, window).await?;
-    let swap_time = swapping.await??;
+    let (_, _, during_p99, during_n) = run_clients(&host, clients, Until::Deadline(Instant::now() + window)).await?;
+    let (swap_time, replay) = swapping.await??;
     let version = host.admin_get("/admin/v1/domains").await?.body["domains"][0]["version"].clone();
     anyhow::ensure!(version == "0.2.0", "v2 is not serving: {version}");
-    println!(
-        "\nHot swap to v2 under {clients} clients (upload accepted -> v2 serving, compile + shadow replay included)"
-    );
+    println!("\nHot swap to v2 under {clients} clients (upload accepted -> v2 serving)");
     println!("  swap time:                {:>8.1} ms", millis(swap_time));
-    println!("  p99 steady state:         {:>8.2} ms  ({} commands)", millis(steady.1), steady.0);
-    println!("  p99 during the swap:      {:>8.2} ms  ({} commands, 0 failed)", millis(during.1), during.0);
-    println!("  ratio:                    {:>8.2}x", during.1.as_secs_f64() / steady.1.as_secs_f64());
+    println!(
+        "    of which shadow replay: {:>8} ms  ({} streams, {} events folded)",
+        replay["elapsed_ms"], replay["streams_checked"], replay["events_folded"]
+    );
+    println!("  p99 steady state:         {:>8.2} ms  ({steady_n} commands)", millis(steady_p99));
+    println!("  p99 during the swap:      {:>8.2} ms  ({during_n} commands, 0 failed)", millis(during_p99));
+    println!("  ratio:                    {:>8.2}x", during_p99.as_secs_f64() / steady_p99.as_secs_f64());
     Ok(())
 }
 
-/// Sends `register-carrier` from `clients` clients for `window`; returns (count, p99).
-async fn load_for(host: Arc<TestHost>, clients: usize, window: Duration) -> Result<(usize, Duration)> {
+/// When a load run stops.
+#[derive(Clone, Copy)]
+enum Until {
+    /// After this many commands in all.
+    Commands(usize),
+    /// At this instant.
+    Deadline(Instant),
+}
+
+/// Sends `register-carrier` from `clients` concurrent clients; returns (commands/s, p50, p99, count).
+async fn run_clients(host: &TestHost, clients: usize, until: Until) -> Result<(f64, Duration, Duration, usize)> {
     let url = format!("{}/v1/domains/carriers/commands/register-carrier", host.base);
-    let deadline = Instant::now() + window;
+    let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for client in 0..clients {
         let http = host.client().clone();
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            while Instant::now() < deadline {
+            let mut n = client;
+            while match until {
+                Until::Commands(total) => n < total,
+                Until::Deadline(at) => Instant::now() < at,
+            } {
+                n += clients;
                 let sent = Instant::now();
                 let reply = http.post(&url).header("content-type", "application/json").body(PAYLOAD).send().await?;
                 anyhow::ensure!(reply.status() == 201, "a command failed: {}", reply.status());
@@ -226,9 +213,10 @@ async fn load_for(host: Arc<TestHost>, clients: usize, window: Duration) -> Resu
     for task in tasks {
         latencies.extend(task.await??);
     }
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let p99 = latencies[((latencies.len() as f64 * 0.99) as usize).min(latencies.len() - 1)];
-    Ok((latencies.len(), p99))
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok((rate, at(0.50), at(0.99), latencies.len()))
 }
 
 fn micros(d: Duration) -> f64 {
