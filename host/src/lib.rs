@@ -57,11 +57,17 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     config.validate()?;
     let sqlite = Arc::new(store::sqlite::SqliteStore::open(&config.data_dir).await?);
     let store: Arc<dyn store::EventStore> = sqlite.clone();
-    let runtime = runtime::Runtime::new(config.runtime_limits(), Some(config.data_dir.join("compiled")))?;
+    let runtime = runtime::Runtime::new(
+        config.limits.engine(),
+        config.limits.policy(&config.domains),
+        Some(config.data_dir.join("compiled")),
+        Some(config.data_dir.join("scratch")),
+    )?;
     let registry = Arc::new(registry::Registry::new(runtime, sqlite, store.clone(), config.registry_settings()));
     let plugins_dir = config.plugins_dir.exists() || config.plugins_dir != Config::default().plugins_dir;
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
-    let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts));
+    let queue = std::time::Duration::from_millis(config.limits.queue_ms);
+    let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
     let app = http::app(http::AppState { engine, store, registry, admin }, config.max_body_bytes);
     let listener =

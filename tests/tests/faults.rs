@@ -33,7 +33,8 @@ async fn a_plugin_that_never_returns_is_interrupted_at_its_deadline() {
         TestHost::start_with(&[CARRIERS_COMPONENT, FAULTY_COMPONENT], |c| c.limits.deadline_ms = 50).await.unwrap();
     let started = std::time::Instant::now();
     let reply = host.command("faulty", "spin", json!({"id": "g2"})).await.unwrap();
-    reply.expect_problem(504, "plugin-deadline-exceeded");
+    reply.expect_problem(504, "deadline-exceeded");
+    assert_eq!(reply.body["limit"], "limits.deadline_ms");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(host.stream_events("faulty", "gadget-g2").await.unwrap().is_empty());
     host.command("carriers", "register-carrier", json!({"name": "Acme", "email": "a@acme.io"}))
@@ -46,7 +47,8 @@ async fn a_plugin_that_never_returns_is_interrupted_at_its_deadline() {
 async fn a_plugin_growing_past_its_memory_cap_is_stopped_naming_the_limit() {
     let host = TestHost::start_with(&[FAULTY_COMPONENT], |c| c.limits.memory_mib = 16).await.unwrap();
     let reply = host.command("faulty", "hog", json!({"id": "g4", "mib": 64})).await.unwrap();
-    reply.expect_problem(500, "plugin-memory-exceeded");
+    reply.expect_problem(422, "limit-exceeded");
+    assert_eq!(reply.body["limit"], "limits.memory_mib");
     assert!(reply.body["detail"].as_str().unwrap().contains("cap"), "{reply:?}");
     assert!(host.stream_events("faulty", "gadget-g4").await.unwrap().is_empty());
     host.command("faulty", "hog", json!({"id": "g4", "mib": 4})).await.unwrap().expect(201);

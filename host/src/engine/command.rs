@@ -6,7 +6,11 @@
 //! An `Idempotency-Key` is stored with the events in the same transaction; a repeat with the same
 //! request replays the stored response and appends nothing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -16,16 +20,12 @@ use crate::bindings::aggregate::{DecideError, DecideRequest};
 use crate::bindings::plugin::AggregateId;
 use crate::bindings::types::{NewEvent, RecordedEvent, Rejection};
 use crate::registry::Registry;
-use crate::runtime::{Plugin, PluginFault};
+use crate::runtime::{Plugin, PluginFault, limit_names};
 use crate::store::{
     AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StoredEvent,
     StreamAppend,
 };
 
-/// Most events one decision may return.
-pub const MAX_EVENTS_PER_DECISION: usize = 1_000;
-/// Largest event payload a decision may return, in bytes.
-pub const MAX_EVENT_BYTES: usize = 1 << 20;
 /// Longest aggregate id accepted from a payload.
 const MAX_ID_LEN: usize = 128;
 
@@ -110,6 +110,26 @@ pub enum CommandError {
     /// The plugin trapped or ran out of a limit.
     #[error(transparent)]
     PluginFault(#[from] PluginFault),
+    /// What the plugin returned exceeds a limit (too many events, an event too large).
+    #[error("plugin {domain}@{version} exceeded `{limit}` in `decide`: {message}")]
+    LimitExceeded {
+        /// Domain.
+        domain: String,
+        /// Version.
+        version: String,
+        /// The config key of the limit.
+        limit: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// Every call slot of the domain stayed busy for the whole queue time.
+    #[error("domain `{domain}` is at its limit of {slots} concurrent calls; retry shortly")]
+    DomainBusy {
+        /// Domain.
+        domain: String,
+        /// Its `max_concurrency`.
+        slots: usize,
+    },
     /// The plugin returned something the contract forbids.
     #[error("plugin {domain}@{version} broke the contract: {message}")]
     PluginContract {
@@ -130,12 +150,14 @@ pub struct CommandEngine {
     registry: Arc<Registry>,
     store: Arc<dyn EventStore>,
     max_attempts: u32,
+    budgets: DomainBudgets,
 }
 
 impl CommandEngine {
-    /// An engine that retries version conflicts up to `max_attempts` times in all.
-    pub fn new(registry: Arc<Registry>, store: Arc<dyn EventStore>, max_attempts: u32) -> Self {
-        Self { registry, store, max_attempts: max_attempts.max(1) }
+    /// An engine that retries version conflicts up to `max_attempts` times in all, and lets a
+    /// call wait up to `queue` for a free slot of its domain.
+    pub fn new(registry: Arc<Registry>, store: Arc<dyn EventStore>, max_attempts: u32, queue: Duration) -> Self {
+        Self { registry, store, max_attempts: max_attempts.max(1), budgets: DomainBudgets::new(queue) }
     }
 
     /// Handles one command end to end.
@@ -168,7 +190,10 @@ impl CommandEngine {
                 payload: request.payload.clone(),
                 history: history.into_iter().map(recorded_event).collect(),
             };
-            let events = decide_off_executor(plugin.clone(), decide).await?;
+            let slot = self.budgets.acquire(&plugin).await?;
+            let events = decide_off_executor(plugin.clone(), decide).await;
+            drop(slot);
+            let events = events?;
             let events = check_events(&plugin, events)?;
             if events.is_empty() {
                 let body = render(&stream, &aggregate_id, current, current + 1, &[])?;
@@ -242,27 +267,32 @@ async fn decide_off_executor(plugin: Arc<Plugin>, request: DecideRequest) -> Res
     }
 }
 
-/// Enforces the contract on what a decision returned: declared types, valid JSON, size caps.
+/// Enforces the contract on what a decision returned: caps first (before any parsing), then
+/// declared types and valid JSON.
 fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, CommandError> {
-    if events.len() > MAX_EVENTS_PER_DECISION {
-        return Err(contract(
-            plugin,
-            format!("returned {} events; the cap is {MAX_EVENTS_PER_DECISION}", events.len()),
-        ));
+    let limits = &plugin.limits;
+    let exceeded = |limit, message| CommandError::LimitExceeded {
+        domain: plugin.domain().to_string(),
+        version: plugin.version().to_string(),
+        limit,
+        message,
+    };
+    if events.len() > limits.max_events_per_decision {
+        let message = format!("it returned {} events; the cap is {}", events.len(), limits.max_events_per_decision);
+        return Err(exceeded(limit_names::EVENTS, message));
+    }
+    if let Some(event) = events.iter().find(|e| e.data.len() > limits.max_event_bytes) {
+        let message = format!(
+            "it returned a {} byte `{}` event; the cap is {} bytes",
+            event.data.len(),
+            event.event_type,
+            limits.max_event_bytes
+        );
+        return Err(exceeded(limit_names::EVENT_BYTES, message));
     }
     for event in &events {
         if !plugin.declares_event(&event.event_type) {
             return Err(contract(plugin, format!("returned the undeclared event type `{}`", event.event_type)));
-        }
-        if event.data.len() > MAX_EVENT_BYTES {
-            return Err(contract(
-                plugin,
-                format!(
-                    "returned a {} byte `{}` event; the cap is {MAX_EVENT_BYTES}",
-                    event.data.len(),
-                    event.event_type
-                ),
-            ));
         }
         if serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_err() {
             return Err(contract(plugin, format!("returned a `{}` event whose data is not JSON", event.event_type)));
@@ -325,5 +355,34 @@ pub(crate) fn recorded_event(e: StoredEvent) -> RecordedEvent {
         data: e.data,
         metadata: e.metadata,
         recorded_at_micros: e.recorded_at_micros,
+    }
+}
+
+/// One semaphore per domain, sized by its `max_concurrency`: a runaway domain can hold at most
+/// that many blocking threads (and cores), so other domains keep their share.
+struct DomainBudgets {
+    queue: Duration,
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl DomainBudgets {
+    fn new(queue: Duration) -> Self {
+        Self { queue, slots: Mutex::default() }
+    }
+
+    /// A call slot of `plugin`'s domain, waiting at most the queue time.
+    async fn acquire(&self, plugin: &Plugin) -> Result<OwnedSemaphorePermit, CommandError> {
+        let slots = plugin.limits.max_concurrency;
+        let semaphore = self
+            .slots
+            .lock()
+            .expect("budget lock")
+            .entry(plugin.domain().to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(slots)))
+            .clone();
+        match tokio::time::timeout(self.queue, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(CommandError::DomainBusy { domain: plugin.domain().to_string(), slots }),
+        }
     }
 }

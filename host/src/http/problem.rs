@@ -22,6 +22,8 @@ pub struct Problem {
     code: String,
     #[serde(flatten)]
     extra: Map<String, Value>,
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -34,12 +36,19 @@ impl Problem {
             detail: detail.into(),
             code: code.to_string(),
             extra: Map::new(),
+            retry_after: None,
         }
     }
 
     /// Adds a member to the body.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Asks the client to retry after `seconds` (a `Retry-After` header).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -64,7 +73,12 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], Json(self)).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], Json(self)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -90,16 +104,29 @@ impl From<CommandError> for Problem {
             }
             E::PluginFault(fault) => {
                 let (status, code) = match fault.kind {
-                    FaultKind::Deadline => (StatusCode::GATEWAY_TIMEOUT, "plugin-deadline-exceeded"),
-                    FaultKind::Memory => (StatusCode::INTERNAL_SERVER_ERROR, "plugin-memory-exceeded"),
-                    FaultKind::Stack => (StatusCode::INTERNAL_SERVER_ERROR, "plugin-stack-overflow"),
+                    FaultKind::Deadline => (StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded"),
+                    FaultKind::Memory | FaultKind::Stack => (StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded"),
                     FaultKind::Trap => (StatusCode::INTERNAL_SERVER_ERROR, "plugin-trapped"),
                 };
-                Problem::new(status, code, fault.to_string())
+                let mut problem = Problem::new(status, code, fault.to_string())
                     .with("domain", fault.domain)
                     .with("plugin_version", fault.version)
-                    .with("function", fault.function)
+                    .with("function", fault.function);
+                if let Some(limit) = fault.limit {
+                    problem = problem.with("limit", limit);
+                }
+                problem
             }
+            E::LimitExceeded { ref domain, ref version, limit, .. } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded", error.to_string())
+                    .with("domain", domain.as_str())
+                    .with("plugin_version", version.as_str())
+                    .with("function", "decide")
+                    .with("limit", limit)
+            }
+            E::DomainBusy { .. } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "domain-busy", error.to_string())
+                .with("limit", crate::runtime::limit_names::CONCURRENCY)
+                .retry_after(1),
             E::PluginContract { .. } => {
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin-contract-violation", error.to_string())
             }

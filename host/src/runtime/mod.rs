@@ -3,6 +3,7 @@
 //! and [`Plugin`]: one loaded, pre-instantiated plugin version. Knows nothing of HTTP or SQL.
 
 mod compile_cache;
+mod limits;
 mod plugin;
 mod state;
 
@@ -17,36 +18,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+pub use self::limits::{EngineLimits, Limits, LimitsPolicy, names as limit_names};
 pub use self::plugin::{FaultKind, Plugin, PluginFault};
 pub use self::state::HostState;
 use crate::bindings::AggregatePluginPre;
 
 /// How often the epoch ticks; deadlines are rounded up to whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// Limits applied to every plugin call.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Wall-clock budget of one call (instantiation included), enforced by epoch interruption.
-    pub deadline: Duration,
-    /// Cap on one instance's linear memory, in bytes.
-    pub memory_bytes: usize,
-    /// Cap on the wasm stack, in bytes.
-    pub stack_bytes: usize,
-    /// Instances alive at once across the host (the pooling allocator's slots).
-    pub max_instances: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_millis(100),
-            memory_bytes: 64 << 20,
-            stack_bytes: 512 << 10,
-            max_instances: 256,
-        }
-    }
-}
 
 /// Why a component could not be loaded as a plugin.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -69,20 +47,29 @@ pub enum LoadError {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    limits: Limits,
+    policy: LimitsPolicy,
+    enforce: bool,
+    scratch_root: Option<PathBuf>,
     cache: compile_cache::CompileCache,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
-    /// Builds the engine. `cache_dir` keeps compiled components across restarts (`None`: memory only).
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Arc<Self>> {
+    /// Builds the engine. `cache_dir` keeps compiled components across restarts (`None`: memory
+    /// only); `scratch_root` holds the per-domain scratch directories of plugins that ask for one.
+    pub fn new(
+        engine_limits: EngineLimits,
+        policy: LimitsPolicy,
+        cache_dir: Option<PathBuf>,
+        scratch_root: Option<PathBuf>,
+    ) -> Result<Arc<Self>> {
+        let instances = engine_limits.max_instances;
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances * 4)
-            .total_memories(limits.max_instances * 2)
-            .total_tables(limits.max_instances * 4)
-            .max_memory_size(limits.memory_bytes)
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 4)
+            .total_memories(instances * 2)
+            .total_tables(instances * 4)
+            .max_memory_size(policy.largest_memory())
             .linear_memory_keep_resident(64 << 10)
             .table_keep_resident(8 << 10)
             .max_component_instance_size(1 << 20)
@@ -92,8 +79,8 @@ impl Runtime {
         let mut config = Config::new();
         config
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .epoch_interruption(true)
-            .max_wasm_stack(limits.stack_bytes)
+            .epoch_interruption(engine_limits.enforce)
+            .max_wasm_stack(engine_limits.stack_bytes)
             .wasm_component_model(true);
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -102,12 +89,18 @@ impl Runtime {
             .map_err(anyhow::Error::from)?;
         let cache = compile_cache::CompileCache::new(&engine, cache_dir)?;
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Arc::new(Self { engine, linker, limits, cache, _ticker: ticker }))
+        let enforce = engine_limits.enforce;
+        Ok(Arc::new(Self { engine, linker, policy, enforce, scratch_root, cache, _ticker: ticker }))
     }
 
-    /// The limits every call runs under.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits `domain` runs under.
+    pub fn limits_for(&self, domain: &str) -> &Limits {
+        self.policy.for_domain(domain)
+    }
+
+    /// The scratch directory of `domain` (created on demand), if the host has a scratch root.
+    pub(crate) fn scratch_dir(&self, domain: &str) -> Option<PathBuf> {
+        self.scratch_root.as_ref().map(|root| root.join(domain))
     }
 
     /// Loads a plugin version from its component bytes: compile (or reuse the cached
@@ -128,8 +121,8 @@ impl Runtime {
         Plugin::new(self.clone(), digest, pre)
     }
 
-    fn deadline_ticks(&self) -> u64 {
-        self.limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1
+    fn deadline_ticks(deadline: Duration) -> u64 {
+        deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1
     }
 }
 

@@ -1,13 +1,15 @@
 //! One loaded plugin version: its digest, what it says about itself, and a pre-instantiated
 //! component. Every call gets a fresh instance in a fresh store (nothing leaks between
-//! commands) under the runtime's deadline and memory cap.
+//! commands) under its domain's [`Limits`]: deadline, memory cap, log line cap, and (when the
+//! plugin asks for the `scratch` capability) its domain's scratch directory and nothing else.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use wasmtime::Store;
 
-use super::{HostState, LoadError, Runtime};
+use super::{HostState, Limits, LoadError, Runtime, limit_names};
 use crate::bindings::plugin::{AggregateId, CommandInfo, DomainInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
 use crate::bindings::{AggregatePluginPre, aggregate};
@@ -20,8 +22,15 @@ pub struct Plugin {
     pub digest: String,
     /// What the plugin's `describe` returned (validated).
     pub info: DomainInfo,
+    /// The limits its calls run under (its domain's).
+    pub limits: Limits,
+    /// Its domain's scratch directory, when it asked for the `scratch` capability.
+    scratch: Option<PathBuf>,
     pre: AggregatePluginPre<HostState>,
 }
+
+/// Capabilities a plugin may ask for in `describe`, beyond its role's imports.
+pub const GRANTABLE: &[&str] = &["scratch"];
 
 /// What went wrong inside a plugin call: the host's view of a trap.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +59,8 @@ pub struct PluginFault {
     pub function: &'static str,
     /// A one-line reason, safe to show a client.
     pub message: String,
+    /// The config key of the limit it hit, if a limit stopped it.
+    pub limit: Option<&'static str>,
 }
 
 impl Plugin {
@@ -67,12 +78,27 @@ impl Plugin {
             event_types: vec![],
             capabilities: vec![],
         };
-        let mut plugin = Self { runtime, digest, info: unknown, pre };
+        let limits = runtime.policy.defaults.clone();
+        let mut plugin = Self { runtime, digest, info: unknown, limits, scratch: None, pre };
         let info = plugin
             .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
             .map_err(|fault| LoadError::Describe(format!("`describe` did not answer: {}", fault.message)))?;
         validate(&info).map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
+        plugin.limits = plugin.runtime.limits_for(&info.name).clone();
+        if info.capabilities.iter().any(|c| c == "scratch") {
+            let dir = plugin.runtime.scratch_dir(&info.name);
+            if let Some(dir) = &dir {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| LoadError::Describe(format!("cannot create the scratch directory: {e}")))?;
+            }
+            plugin.scratch = dir;
+        }
         plugin.info = info;
+        // Instantiate once more under the domain's own limits: a plugin whose initial memory
+        // exceeds its cap is refused now, not on its first command.
+        plugin
+            .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
+            .map_err(|fault| LoadError::Describe(format!("it cannot run under its limits: {}", fault.message)))?;
         Ok(Arc::new(plugin))
     }
 
@@ -121,26 +147,36 @@ impl Plugin {
         function: &'static str,
         body: impl FnOnce(&mut Store<HostState>, &crate::bindings::AggregatePlugin) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
-        let limits = self.runtime.limits();
-        let log = LogContext { domain: self.info.name.clone(), version: self.info.version.clone(), function };
-        let mut store = Store::new(self.pre.engine(), HostState::new(limits.memory_bytes, log));
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.runtime.deadline_ticks());
-        store.epoch_deadline_trap();
+        let log = LogContext {
+            domain: self.info.name.clone(),
+            version: self.info.version.clone(),
+            function,
+            max_line_bytes: self.limits.max_log_line_bytes,
+        };
+        let state = HostState::new(self.limits.memory_bytes, log, self.scratch.as_deref())
+            .map_err(|e| self.fault(function, &e, None))?;
+        let mut store = Store::new(self.pre.engine(), state);
+        if self.runtime.enforce {
+            store.limiter(|state| &mut state.limiter);
+            store.set_epoch_deadline(Runtime::deadline_ticks(self.limits.deadline));
+            store.epoch_deadline_trap();
+        }
         let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
         result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded))
     }
 
     fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {
-        let cap = self.runtime.limits().memory_bytes;
+        let cap = self.limits.memory_bytes;
         let (kind, message) = match (memory_asked, error.downcast_ref::<wasmtime::Trap>()) {
             (Some(asked), _) => {
                 (FaultKind::Memory, format!("the plugin asked for {asked} bytes of memory; the cap is {cap}"))
             }
             (None, Some(wasmtime::Trap::Interrupt)) => {
-                (FaultKind::Deadline, format!("the call exceeded its deadline of {:?}", self.runtime.limits().deadline))
+                (FaultKind::Deadline, format!("the call exceeded its deadline of {:?}", self.limits.deadline))
             }
-            (None, Some(wasmtime::Trap::StackOverflow)) => (FaultKind::Stack, "the wasm stack overflowed".to_string()),
+            (None, Some(wasmtime::Trap::StackOverflow)) => {
+                (FaultKind::Stack, "the wasm stack overflowed (unbounded recursion?)".to_string())
+            }
             (None, Some(wasmtime::Trap::MemoryOutOfBounds | wasmtime::Trap::HeapMisaligned)) => {
                 (FaultKind::Trap, "the plugin accessed memory out of bounds".to_string())
             }
@@ -148,7 +184,20 @@ impl Plugin {
             (None, None) => (FaultKind::Trap, "the plugin failed".to_string()),
         };
         tracing::warn!(domain = %self.info.name, version = %self.info.version, function, error = ?error, "plugin call failed");
-        PluginFault { kind, domain: self.info.name.clone(), version: self.info.version.clone(), function, message }
+        let limit = match kind {
+            FaultKind::Deadline => Some(limit_names::DEADLINE),
+            FaultKind::Memory => Some(limit_names::MEMORY),
+            FaultKind::Stack => Some(limit_names::STACK),
+            FaultKind::Trap => None,
+        };
+        PluginFault {
+            kind,
+            domain: self.info.name.clone(),
+            version: self.info.version.clone(),
+            function,
+            message,
+            limit,
+        }
     }
 }
 
@@ -191,6 +240,9 @@ fn validate(info: &DomainInfo) -> Result<()> {
         {
             bail!("the command `{}` reads its aggregate id from an empty field name", command.name);
         }
+    }
+    if let Some(unknown) = info.capabilities.iter().find(|c| !GRANTABLE.contains(&c.as_str())) {
+        bail!("it asks for the capability `{unknown}`, which this host does not grant (grantable: {GRANTABLE:?})");
     }
     if info.event_types.iter().any(|t| t.is_empty() || t.len() > 128) {
         bail!("event type names must be 1 to 128 characters");

@@ -1,9 +1,12 @@
-//! What a plugin's `Store` holds: an empty WASI context (no files, no environment, no network),
+//! What a plugin's `Store` holds: a WASI context with nothing of the host's (no environment,
+//! no network, no files but an optional per-domain scratch directory opened through cap-std),
 //! the memory limiter, and who is calling, for the log capability.
 
+use std::path::Path;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::log::LogContext;
 
@@ -19,14 +22,19 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(memory_bytes: usize, log: LogContext) -> Self {
-        Self {
-            // Nothing from the host: no preopened dirs, no env, no args, no network, no stdio.
-            wasi: WasiCtx::builder().build(),
+    /// A store's data: no env, no args, no network, no stdio, and no files except `scratch`
+    /// (the domain's own directory, mounted as `/scratch`, when the plugin was granted one).
+    pub(crate) fn new(memory_bytes: usize, log: LogContext, scratch: Option<&Path>) -> wasmtime::Result<Self> {
+        let mut wasi = WasiCtx::builder();
+        if let Some(dir) = scratch {
+            wasi.preopened_dir(dir, "/scratch", FsPerms::ReadWrite)?;
+        }
+        Ok(Self {
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryCap { max_bytes: memory_bytes, exceeded: None },
             log,
-        }
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use cairn::bindings::aggregate::DecideRequest;
-use cairn::runtime::{Limits, Runtime};
+use cairn::runtime::{EngineLimits, LimitsPolicy, Runtime};
 use cairn::store::{AppendBatch, EventStore, EventToAppend, ExpectedVersion, StreamAppend};
 use cairn_sdk::dispatch;
 use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, TestHost};
@@ -45,8 +45,12 @@ fn main() -> Result<()> {
 
 fn wasm_vs_native() -> Result<()> {
     let iterations = 5_000;
-    let runtime = Runtime::new(Limits::default(), None)?;
-    let plugin = runtime.load(&std::fs::read(CARRIERS_COMPONENT)?)?;
+    let bytes = std::fs::read(CARRIERS_COMPONENT)?;
+    let limited = Runtime::new(EngineLimits::default(), LimitsPolicy::default(), None, None)?;
+    let unlimited =
+        Runtime::new(EngineLimits { enforce: false, ..EngineLimits::default() }, LimitsPolicy::default(), None, None)?;
+    let plugin = limited.load(&bytes)?;
+    let unlimited_plugin = unlimited.load(&bytes)?;
     let request = DecideRequest {
         aggregate: "carrier".into(),
         aggregate_id: "c-1".into(),
@@ -57,11 +61,15 @@ fn wasm_vs_native() -> Result<()> {
     for _ in 0..200 {
         plugin.decide(&request).map_err(anyhow::Error::from)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
-    let started = Instant::now();
-    for _ in 0..iterations {
-        std::hint::black_box(plugin.decide(&request).map_err(anyhow::Error::from)?.is_ok());
-    }
-    let wasm = started.elapsed() / iterations;
+    let time_wasm = |plugin: &cairn::runtime::Plugin| -> Result<Duration> {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            std::hint::black_box(plugin.decide(&request).map_err(anyhow::Error::from)?.is_ok());
+        }
+        Ok(started.elapsed() / iterations)
+    };
+    let wasm = time_wasm(&plugin)?;
+    let wasm_unlimited = time_wasm(&unlimited_plugin)?;
 
     let native_request = || dispatch::DecideRequest {
         aggregate: "carrier".into(),
@@ -77,8 +85,15 @@ fn wasm_vs_native() -> Result<()> {
     let native = started.elapsed() / iterations;
     println!("decide register-carrier ({iterations} calls)");
     println!("  wasm (fresh pooled instance + decide): {:>8.1} µs/command", micros(wasm));
+    println!("  same without deadline and memory cap:  {:>8.1} µs/command", micros(wasm_unlimited));
     println!("  native (same SDK dispatch, no wasm):   {:>8.1} µs/command", micros(native));
-    println!("  ratio wasm/native:                     {:>8.1}x\n", wasm.as_secs_f64() / native.as_secs_f64());
+    println!("  ratio wasm/native:                     {:>8.1}x", wasm.as_secs_f64() / native.as_secs_f64());
+    println!(
+        "  limits on/off:                         {:>8.2}x  ({:.0} vs {:.0} decisions/s on one thread)\n",
+        wasm.as_secs_f64() / wasm_unlimited.as_secs_f64(),
+        1.0 / wasm.as_secs_f64(),
+        1.0 / wasm_unlimited.as_secs_f64()
+    );
     Ok(())
 }
 

@@ -1,12 +1,12 @@
 //! `Host` impl of `cairn:domain/log`.
 
-use super::{MAX_LINE_BYTES, truncate};
+use super::truncate;
 use crate::bindings::log::{Host, Level};
 use crate::runtime::HostState;
 
 impl Host for HostState {
     fn write(&mut self, level: Level, mut message: String, fields: Vec<(String, String)>) {
-        let mut budget = MAX_LINE_BYTES;
+        let mut budget = self.log.max_line_bytes;
         let mut truncated = truncate(&mut message, budget);
         budget -= message.len();
         let mut rendered = String::new();

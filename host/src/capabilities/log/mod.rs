@@ -1,12 +1,9 @@
 //! `cairn:domain/log`: plugins' structured log lines, forwarded into the host's `tracing`
 //! output with the domain, the plugin version and the export being called as fields. A line
 //! longer than [`MAX_LINE_BYTES`] is truncated (and says so); a plugin cannot flood the log
-//! with one call.
+//! with one call (the cap is the domain's `limits.max_log_line_bytes`).
 
 mod host;
-
-/// Longest message (plus fields) kept from one log call; the rest is cut off.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// Who is logging: attached to every forwarded line.
 #[derive(Debug, Clone)]
@@ -17,6 +14,8 @@ pub struct LogContext {
     pub version: String,
     /// The export being called (`decide`, `describe`, ...).
     pub function: &'static str,
+    /// Longest message (plus fields) kept from one call.
+    pub max_line_bytes: usize,
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.

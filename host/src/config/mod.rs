@@ -2,6 +2,9 @@
 //! variables (nested keys with `__`, e.g. `CAIRN_LIMITS__DEADLINE_MS=250`), then command-line
 //! flags; validated once at start.
 
+mod limits;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +14,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::Limits;
+pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -40,8 +43,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Attempts per command when its stream changes concurrently (409 after the last).
     pub command_attempts: u32,
-    /// Sandbox limits of every plugin call.
+    /// Sandbox limits of every plugin call (defaults for every domain).
     pub limits: LimitsConfig,
+    /// Per-domain settings, e.g. `[domains.carriers.limits] deadline_ms = 250`.
+    pub domains: BTreeMap<String, DomainConfig>,
     /// The admin API and plugin deployment.
     pub admin: AdminConfig,
 }
@@ -78,32 +83,6 @@ impl std::fmt::Debug for AdminConfig {
     }
 }
 
-/// Sandbox limits, as configured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Wall-clock deadline of one plugin call, in milliseconds.
-    pub deadline_ms: u64,
-    /// Linear-memory cap per instance, in MiB.
-    pub memory_mib: usize,
-    /// Wasm stack cap, in KiB.
-    pub stack_kib: usize,
-    /// Plugin instances alive at once.
-    pub max_instances: u32,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let limits = Limits::default();
-        Self {
-            deadline_ms: limits.deadline.as_millis() as u64,
-            memory_mib: limits.memory_bytes >> 20,
-            stack_kib: limits.stack_bytes >> 10,
-            max_instances: limits.max_instances,
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -114,14 +93,25 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             command_attempts: 5,
             limits: LimitsConfig::default(),
+            domains: BTreeMap::new(),
             admin: AdminConfig::default(),
         }
     }
 }
 
 /// Top-level keys that `CAIRN_*` variables may set.
-const KEYS: &[&str] =
-    &["listen", "data_dir", "plugins_dir", "log_format", "max_body_bytes", "command_attempts", "limits"];
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "plugins_dir",
+    "log_format",
+    "max_body_bytes",
+    "command_attempts",
+    "limits",
+    "domains",
+    "admin",
+    "http",
+];
 
 impl Config {
     /// Defaults, then `file` (if any), then `CAIRN_*` variables.
@@ -160,8 +150,9 @@ impl Config {
         if self.admin.max_component_mib == 0 {
             bail!("admin.max_component_mib must be positive");
         }
-        if self.limits.deadline_ms == 0 || self.limits.memory_mib == 0 || self.limits.max_instances == 0 {
-            bail!("limits.deadline_ms, limits.memory_mib and limits.max_instances must be positive");
+        self.limits.validate("limits")?;
+        for (domain, settings) in &self.domains {
+            self.limits.with(&settings.limits).validate(&format!("domains.{domain}.limits"))?;
         }
         Ok(())
     }
@@ -174,16 +165,6 @@ impl Config {
                 max_streams: self.admin.replay_max_streams,
                 budget: Duration::from_millis(self.admin.replay_budget_ms),
             },
-        }
-    }
-
-    /// The runtime limits these settings describe.
-    pub fn runtime_limits(&self) -> Limits {
-        Limits {
-            deadline: Duration::from_millis(self.limits.deadline_ms),
-            memory_bytes: self.limits.memory_mib << 20,
-            stack_bytes: self.limits.stack_kib << 10,
-            max_instances: self.limits.max_instances,
         }
     }
 }

@@ -1,0 +1,135 @@
+//! The `[limits]` section (defaults for every domain) and `[domains.<name>.limits]` overrides.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::{EngineLimits, Limits, LimitsPolicy};
+
+/// Sandbox limits, as configured (the defaults of every domain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock deadline of one plugin call, in milliseconds.
+    pub deadline_ms: u64,
+    /// Linear-memory cap per instance, in MiB.
+    pub memory_mib: usize,
+    /// Plugin calls of one domain running at once; more wait up to `queue_ms`, then 503.
+    pub max_concurrency: usize,
+    /// How long a call waits for a free slot of its domain, in milliseconds.
+    pub queue_ms: u64,
+    /// Most events one decision may return.
+    pub max_events_per_decision: usize,
+    /// Largest event payload, in KiB.
+    pub max_event_kib: usize,
+    /// Longest plugin log line kept, in bytes.
+    pub max_log_line_bytes: usize,
+    /// Wasm stack cap, in KiB (engine-wide: not overridable per domain).
+    pub stack_kib: usize,
+    /// Plugin instances alive at once across the host (engine-wide).
+    pub max_instances: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        let engine = EngineLimits::default();
+        Self {
+            deadline_ms: limits.deadline.as_millis() as u64,
+            memory_mib: limits.memory_bytes >> 20,
+            max_concurrency: limits.max_concurrency,
+            queue_ms: 1_000,
+            max_events_per_decision: limits.max_events_per_decision,
+            max_event_kib: limits.max_event_bytes >> 10,
+            max_log_line_bytes: limits.max_log_line_bytes,
+            stack_kib: engine.stack_bytes >> 10,
+            max_instances: engine.max_instances,
+        }
+    }
+}
+
+/// Settings of one domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DomainConfig {
+    /// Limits that differ from `[limits]`.
+    pub limits: LimitsOverride,
+}
+
+/// Per-domain limit overrides; unset values come from `[limits]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsOverride {
+    /// See [`LimitsConfig::deadline_ms`].
+    pub deadline_ms: Option<u64>,
+    /// See [`LimitsConfig::memory_mib`].
+    pub memory_mib: Option<usize>,
+    /// See [`LimitsConfig::max_concurrency`].
+    pub max_concurrency: Option<usize>,
+    /// See [`LimitsConfig::max_events_per_decision`].
+    pub max_events_per_decision: Option<usize>,
+    /// See [`LimitsConfig::max_event_kib`].
+    pub max_event_kib: Option<usize>,
+    /// See [`LimitsConfig::max_log_line_bytes`].
+    pub max_log_line_bytes: Option<usize>,
+}
+
+impl LimitsConfig {
+    /// These defaults with `o`'s values on top.
+    pub fn with(&self, o: &LimitsOverride) -> Self {
+        Self {
+            deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_concurrency: o.max_concurrency.unwrap_or(self.max_concurrency),
+            max_events_per_decision: o.max_events_per_decision.unwrap_or(self.max_events_per_decision),
+            max_event_kib: o.max_event_kib.unwrap_or(self.max_event_kib),
+            max_log_line_bytes: o.max_log_line_bytes.unwrap_or(self.max_log_line_bytes),
+            ..self.clone()
+        }
+    }
+
+    /// Fails when a value would disable the sandbox.
+    pub fn validate(&self, section: &str) -> Result<()> {
+        let zero = [
+            ("deadline_ms", self.deadline_ms == 0),
+            ("memory_mib", self.memory_mib == 0),
+            ("max_concurrency", self.max_concurrency == 0),
+            ("max_events_per_decision", self.max_events_per_decision == 0),
+            ("max_event_kib", self.max_event_kib == 0),
+            ("max_instances", self.max_instances == 0),
+        ];
+        if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            bail!("{section}.{key} must be positive");
+        }
+        if self.memory_mib > 4096 {
+            bail!("{section}.memory_mib must be at most 4096 (wasm32 address space)");
+        }
+        Ok(())
+    }
+
+    fn runtime(&self) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mib << 20,
+            max_concurrency: self.max_concurrency,
+            max_events_per_decision: self.max_events_per_decision,
+            max_event_bytes: self.max_event_kib << 10,
+            max_log_line_bytes: self.max_log_line_bytes,
+        }
+    }
+
+    /// The runtime's view: defaults plus each domain's complete limits.
+    pub fn policy(&self, domains: &BTreeMap<String, DomainConfig>) -> LimitsPolicy {
+        LimitsPolicy {
+            defaults: self.runtime(),
+            per_domain: domains.iter().map(|(name, d)| (name.clone(), self.with(&d.limits).runtime())).collect(),
+        }
+    }
+
+    /// The engine-wide limits.
+    pub fn engine(&self) -> EngineLimits {
+        EngineLimits { stack_bytes: self.stack_kib << 10, max_instances: self.max_instances, enforce: true }
+    }
+}
