@@ -18,6 +18,9 @@ const BUILDS: &[Build] = &[
     Build { name: "carriers", package: "carriers", features: "", folder: "plugins/carriers" },
     Build { name: "faulty", package: "faulty", features: "", folder: "tests/guests/faulty" },
     Build { name: "not-a-plugin", package: "not-a-plugin", features: "", folder: "tests/guests/not-a-plugin" },
+    Build { name: "hostile", package: "hostile", features: "", folder: "tests/guests/hostile" },
+    Build { name: "big-memory", package: "big-memory", features: "", folder: "tests/guests/big-memory" },
+    Build { name: "overreach", package: "overreach", features: "", folder: "tests/guests/overreach" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {
         name: "carriers-incompatible",
@@ -106,7 +109,9 @@ fn cargo_build<'a>(root: &Path, target_dir: &Path, packages: impl IntoIterator<I
 }
 
 fn collect(built: &Path, build: &Build, into: &Path) {
-    let wasm = built.join(format!("{}.wasm", build.package));
+    // Libraries are named with underscores, binaries as the package.
+    let library = built.join(format!("{}.wasm", build.package.replace('-', "_")));
+    let wasm = if library.exists() { library } else { built.join(format!("{}.wasm", build.package)) };
     assert!(wasm.exists(), "{} was not built", wasm.display());
     std::fs::copy(&wasm, into.join(format!("{}.wasm", build.name))).expect("copying a component");
 }

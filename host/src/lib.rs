@@ -69,18 +69,15 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
     let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
-    let app = http::app(http::AppState { engine, store, registry, admin }, config.max_body_bytes);
+    let app = http::app(http::AppState { engine, store, registry, admin }, &config.http_settings());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, stop) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await
-    });
+    let header_read_timeout = std::time::Duration::from_millis(config.http.header_read_timeout_ms);
+    let task = tokio::spawn(http::server::serve(listener, app, header_read_timeout, async move {
+        let _ = stop.await;
+    }));
     tracing::info!(%addr, data = %config.data_dir.display(), plugins = %config.plugins_dir.display(), "cairn is serving");
     Ok(RunningHost { addr, shutdown, task })
 }

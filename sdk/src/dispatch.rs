@@ -115,14 +115,18 @@ pub fn decode_command<A: Aggregate>(name: &str, payload: &str) -> Result<A::Comm
     let payload: Value = serde_json::from_str(payload).map_err(|e| {
         DecideError::Rejected(Rejection::new("invalid-payload", format!("the payload is not JSON: {e}")))
     })?;
-    serde_json::from_value(serde_json::json!({ "command": name, "payload": payload })).map_err(|e| {
-        let message = e.to_string();
+    let tagged = serde_json::json!({ "command": name, "payload": payload });
+    serde_path_to_error::deserialize(tagged).map_err(|e| {
+        let message = e.inner().to_string();
         if message.starts_with("unknown variant") {
             return DecideError::UnknownCommand(format!("`{}` has no command `{name}`", A::NAME));
         }
         let mut rejection =
             Rejection::new("invalid-payload", format!("the payload of `{name}` does not fit: {message}"));
-        if let Some(field) = backticked_field(&message) {
+        // The path is `payload.<field>...`; a missing field is named by serde in the message.
+        let path = e.path().to_string();
+        let field = path.strip_prefix("payload.").map(str::to_string).or_else(|| backticked_field(&message));
+        if let Some(field) = field {
             rejection.fields.push(FieldError { field, message });
         }
         DecideError::Rejected(rejection)

@@ -145,18 +145,19 @@ pub struct DomainInfo {
 ///
 /// It defines `pub struct Domain` (usable natively: [`dispatch::DomainPlugin`]) and, when built
 /// for wasm32, the component's `describe`, `decide` and `fold` exports. The version is the
-/// crate's `CARGO_PKG_VERSION` unless a `version: "x.y.z",` line follows the name.
+/// crate's `CARGO_PKG_VERSION` unless a `version: "x.y.z",` line follows the name. A trailing
+/// `capabilities: ["scratch"]` asks the host for capabilities beyond the role's (today:
+/// `scratch`, a per-domain directory mounted at `/scratch`).
 #[macro_export]
 macro_rules! export_domain {
-    (name: $name:literal, description: $description:literal, aggregates: [$($agg:ty),+ $(,)?] $(,)?) => {
-        $crate::export_domain! {
-            name: $name,
-            version: env!("CARGO_PKG_VERSION"),
-            description: $description,
-            aggregates: [$($agg),+],
-        }
-    };
-    (name: $name:literal, version: $version:expr, description: $description:literal, aggregates: [$($agg:ty),+ $(,)?] $(,)?) => {
+    (
+        name: $name:literal,
+        $(version: $version:expr,)?
+        description: $description:literal,
+        aggregates: [$($agg:ty),+ $(,)?]
+        $(, capabilities: [$($capability:literal),* $(,)?])?
+        $(,)?
+    ) => {
         /// This crate's Cairn domain, as the host sees it.
         pub struct Domain;
 
@@ -176,12 +177,16 @@ macro_rules! export_domain {
                 )+
                 $crate::DomainInfo {
                     name: $name.to_string(),
-                    version: ($version).to_string(),
+                    version: {
+                        let version: &str = env!("CARGO_PKG_VERSION");
+                        $(let version: &str = $version;)?
+                        version.to_string()
+                    },
                     description: $description.to_string(),
                     aggregates,
                     commands,
                     event_types,
-                    capabilities: ::std::vec::Vec::new(),
+                    capabilities: ::std::vec![$($($capability.to_string()),*)?],
                 }
             }
 

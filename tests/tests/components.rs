@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
 use cairn_tests::{
-    CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT, FAULTY_COMPONENT,
-    NOT_A_PLUGIN_COMPONENT, TestHost,
+    BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT,
+    FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT, TestHost,
 };
 use serde_json::json;
 
@@ -57,4 +57,25 @@ async fn not_a_plugin() {
     let reply = host.deploy(NOT_A_PLUGIN_COMPONENT, "").await.unwrap();
     reply.expect_problem(422, "invalid-plugin");
     assert!(reply.body["detail"].as_str().unwrap().contains("cairn:domain"), "{reply:?}");
+}
+
+#[tokio::test]
+async fn hostile() {
+    let host = TestHost::start(&[HOSTILE_COMPONENT]).await.unwrap();
+    host.command("hostile", "flood", json!({"id": "h", "count": 3})).await.unwrap().expect(201);
+}
+
+#[tokio::test]
+async fn big_memory() {
+    let host = TestHost::start_with(&[], |c| c.limits.memory_mib = 128).await.unwrap();
+    host.deploy(BIG_MEMORY_COMPONENT, "").await.unwrap().expect(201);
+    host.command("big-memory", "touch", json!({"id": "b", "at": 12345})).await.unwrap().expect(201);
+}
+
+#[tokio::test]
+async fn overreach() {
+    let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
+    let reply = host.deploy(OVERREACH_COMPONENT, "").await.unwrap();
+    reply.expect_problem(422, "invalid-plugin");
+    assert!(reply.body["detail"].as_str().unwrap().contains("cairn:domain/event-store"), "{reply:?}");
 }

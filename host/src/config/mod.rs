@@ -49,6 +49,24 @@ pub struct Config {
     pub domains: BTreeMap<String, DomainConfig>,
     /// The admin API and plugin deployment.
     pub admin: AdminConfig,
+    /// HTTP server timeouts.
+    pub http: HttpConfig,
+}
+
+/// HTTP server timeouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// How long a client may take to send its request headers, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// Deadline of a whole request (body, command, response), in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { header_read_timeout_ms: 10_000, request_timeout_ms: 30_000 }
+    }
 }
 
 /// The admin API (`/admin/v1`) and what it accepts.
@@ -64,11 +82,22 @@ pub struct AdminConfig {
     pub replay_max_streams: usize,
     /// Time budget of a shadow replay, in milliseconds.
     pub replay_budget_ms: u64,
+    /// Admin requests per client address and minute (429 beyond).
+    pub rate_limit_per_minute: u32,
+    /// Admin requests a client may send in a burst.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { token: None, max_component_mib: 32, replay_max_streams: 10_000, replay_budget_ms: 10_000 }
+        Self {
+            token: None,
+            max_component_mib: 32,
+            replay_max_streams: 10_000,
+            replay_budget_ms: 10_000,
+            rate_limit_per_minute: 120,
+            rate_limit_burst: 30,
+        }
     }
 }
 
@@ -79,6 +108,8 @@ impl std::fmt::Debug for AdminConfig {
             .field("max_component_mib", &self.max_component_mib)
             .field("replay_max_streams", &self.replay_max_streams)
             .field("replay_budget_ms", &self.replay_budget_ms)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_burst", &self.rate_limit_burst)
             .finish()
     }
 }
@@ -95,6 +126,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             domains: BTreeMap::new(),
             admin: AdminConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -141,6 +173,12 @@ impl Config {
         if self.max_body_bytes < 64 {
             bail!("max_body_bytes must be at least 64");
         }
+        if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
+            bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");
+        }
+        if self.admin.rate_limit_per_minute == 0 {
+            bail!("admin.rate_limit_per_minute must be positive");
+        }
         if self.command_attempts == 0 {
             bail!("command_attempts must be at least 1");
         }
@@ -155,6 +193,16 @@ impl Config {
             self.limits.with(&settings.limits).validate(&format!("domains.{domain}.limits"))?;
         }
         Ok(())
+    }
+
+    /// The HTTP settings these values describe.
+    pub fn http_settings(&self) -> crate::http::HttpSettings {
+        crate::http::HttpSettings {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_millis(self.http.request_timeout_ms),
+            admin_per_minute: self.admin.rate_limit_per_minute,
+            admin_burst: self.admin.rate_limit_burst,
+        }
     }
 
     /// The registry settings these values describe.

@@ -83,11 +83,13 @@ pub async fn deploy(
     let registry = &state.admin.registry;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::from(RegistryError::TooLarge {
-                size: registry.max_component_bytes() + 1,
-                cap: registry.max_component_bytes(),
-            })
-            .with("detail_size", "at least the cap plus one byte")
+            let cap = registry.max_component_bytes();
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "component-too-large",
+                format!("the component exceeds the cap of {cap} bytes"),
+            )
+            .with("cap_bytes", cap)
         } else {
             super::commands::body_problem(rejection)
         }

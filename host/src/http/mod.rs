@@ -1,14 +1,23 @@
 //! The HTTP surface (axum): the client API under `/v1`, health probes, and one error type
-//! rendered as RFC 9457 `application/problem+json`. [`app`] builds the router so tests can drive
-//! it directly or serve it on a loopback port.
+//! rendered as RFC 9457 `application/problem+json`.
+//!
+//! [`app`] builds the router so tests can drive it directly or serve it on a loopback port.
+//!
+//! Handlers return `Result<_, Problem>`: the error *is* the response, built on a cold path, so
+//! it is not boxed (hence the `result_large_err` allowance).
+
+#![allow(clippy::result_large_err)]
 
 mod admin;
 mod commands;
 mod health;
+mod limits;
 mod problem;
+pub mod server;
 mod streams;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,26 +48,49 @@ pub struct AppState {
 /// The request id header, set on every request that lacks one and echoed on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// Builds the router. `max_body_bytes` caps every request body (chunked ones too): 413 beyond.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+/// Settings of the HTTP surface.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Cap on every request body (chunked ones too): 413 beyond.
+    pub max_body_bytes: usize,
+    /// Deadline of a whole request, body included: 503 beyond.
+    pub request_timeout: Duration,
+    /// Admin requests per client and minute.
+    pub admin_per_minute: u32,
+    /// Admin requests a client may burst.
+    pub admin_burst: u32,
+}
+
+/// Builds the router.
+pub fn app(state: AppState, settings: &HttpSettings) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
-    let upload_limit = state.registry.max_component_bytes() + 1;
+    let limiter = limits::RateLimiter::new(settings.admin_per_minute, settings.admin_burst);
+    let upload_limit = state.registry.max_component_bytes();
+    let body_limit = |bytes: usize, code: &'static str| {
+        let cap = limits::BodyCap { bytes, code };
+        (DefaultBodyLimit::max(bytes), axum::middleware::from_fn_with_state(cap, limits::content_length))
+    };
+    let max_body = settings.max_body_bytes;
     let admin = Router::new()
-        .route("/plugins", post(admin::deploy).layer(DefaultBodyLimit::max(upload_limit)))
+        .route("/plugins", post(admin::deploy).layer(body_limit(upload_limit, "component-too-large")))
         .route("/domains", get(admin::domains))
         .route("/domains/{domain}/versions", get(admin::versions))
-        .route("/domains/{domain}/activate", post(admin::activate))
-        .route("/domains/{domain}/rollback", post(admin::rollback))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::authorize));
-    Router::new()
-        .nest("/admin/v1", admin)
+        .route("/domains/{domain}/activate", post(admin::activate).layer(body_limit(max_body, "body-too-large")))
+        .route("/domains/{domain}/rollback", post(admin::rollback).layer(body_limit(max_body, "body-too-large")))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(limiter, limits::rate_limit));
+    let client = Router::new()
         .route("/v1/domains/{domain}/commands/{command}", post(commands::send))
         .route("/v1/domains/{domain}/streams/{stream}", get(streams::read))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
+        .route_layer(body_limit(max_body, "body-too-large"));
+    Router::new()
+        .nest("/admin/v1", admin)
+        .merge(client)
         .fallback(problem::not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(settings.request_timeout, limits::deadline))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -111,7 +111,7 @@ impl Runtime {
         let component: Component = self
             .cache
             .get_or_compile(&self.engine, &digest, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+            .map_err(|e| compile_error(&format!("{e:#}"), self.policy.largest_memory()))?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             LoadError::Link(format!("it imports something Cairn does not provide to aggregate plugins: {e:#}"))
         })?;
@@ -123,6 +123,19 @@ impl Runtime {
 
     fn deadline_ticks(deadline: Duration) -> u64 {
         deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64 + 1
+    }
+}
+
+/// Tells a component the engine refuses for its size (initial memory beyond every domain's
+/// cap, checked by the pooling allocator at compile time) from bytes that are not a component.
+fn compile_error(message: &str, largest_memory: usize) -> LoadError {
+    if message.contains("pooling allocator") {
+        LoadError::Describe(format!(
+            "it cannot run under this host's limits (`{}`: at most {largest_memory} bytes of memory): {message}",
+            limit_names::MEMORY
+        ))
+    } else {
+        LoadError::Compile(message.to_string())
     }
 }
 
