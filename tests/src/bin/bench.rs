@@ -8,6 +8,8 @@
 //!    `--clients` concurrent clients.
 //! 4. Hot swap: the time from uploading v2 to v2 serving, and p99 command latency under load
 //!    during the swap against the same load in steady state.
+//! 5. Isolation: p99 of `register-carrier` alone, and while another domain's plugin spins until
+//!    its deadline on every call.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16).
 
@@ -19,7 +21,7 @@ use cairn::bindings::aggregate::DecideRequest;
 use cairn::runtime::{EngineLimits, LimitsPolicy, Runtime};
 use cairn::store::{AppendBatch, EventStore, EventToAppend, ExpectedVersion, StreamAppend};
 use cairn_sdk::dispatch;
-use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, TestHost};
+use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, FAULTY_COMPONENT, TestHost};
 
 const PAYLOAD: &str = r#"{"name":"Acme Logistics International","email":"operations@acme-logistics.example","phone":"+44 20 7946 0958","note":"bench"}"#;
 
@@ -40,6 +42,7 @@ fn main() -> Result<()> {
     runtime.block_on(store_appends())?;
     runtime.block_on(http_commands(commands, clients))?;
     runtime.block_on(hot_swap(clients))?;
+    runtime.block_on(isolation(clients))?;
     Ok(())
 }
 
@@ -187,6 +190,45 @@ async fn hot_swap(clients: usize) -> Result<()> {
     println!("  p99 steady state:         {:>8.2} ms  ({steady_n} commands)", millis(steady_p99));
     println!("  p99 during the swap:      {:>8.2} ms  ({during_n} commands, 0 failed)", millis(during_p99));
     println!("  ratio:                    {:>8.2}x", during_p99.as_secs_f64() / steady_p99.as_secs_f64());
+    Ok(())
+}
+
+async fn isolation(clients: usize) -> Result<()> {
+    let host = Arc::new(
+        TestHost::start_with(&[CARRIERS_COMPONENT, FAULTY_COMPONENT], |c| {
+            c.domains.entry("faulty".into()).or_default().limits.max_concurrency = Some(1);
+        })
+        .await?,
+    );
+    let window = Duration::from_millis(1500);
+    let (alone_rate, _, alone_p99, _) = run_clients(&host, clients, Until::Deadline(Instant::now() + window)).await?;
+    let deadline = Instant::now() + window;
+    let spinners: Vec<_> = (0..4)
+        .map(|i| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                let mut spun = 0;
+                while Instant::now() < deadline {
+                    let reply = host.command("faulty", "spin", serde_json::json!({"id": format!("s{i}")})).await?;
+                    anyhow::ensure!(reply.status == 504 || reply.status == 503, "unexpected {}", reply.status);
+                    spun += 1;
+                }
+                anyhow::Ok(spun)
+            })
+        })
+        .collect();
+    let (beside_rate, _, beside_p99, _) = run_clients(&host, clients, Until::Deadline(deadline)).await?;
+    let mut spins = 0;
+    for spinner in spinners {
+        spins += spinner.await??;
+    }
+    println!("\nIsolation: carriers under {clients} clients, alone and beside a domain spinning to its 100 ms deadline");
+    println!("  alone:                    {alone_rate:>8.0} commands/s   p99 {:>7.2} ms", millis(alone_p99));
+    println!(
+        "  beside the spinner:       {beside_rate:>8.0} commands/s   p99 {:>7.2} ms   ({spins} spinning calls, max_concurrency 1)",
+        millis(beside_p99)
+    );
+    println!("  throughput ratio:         {:>8.2}x", beside_rate / alone_rate);
     Ok(())
 }
 

@@ -30,3 +30,18 @@ pub(crate) fn truncate(text: &mut String, max: usize) -> bool {
     text.truncate(cut);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn lines_are_cut_on_a_character_boundary() {
+        let mut text = "ééé".to_string(); // 6 bytes
+        assert!(truncate(&mut text, 3));
+        assert_eq!(text, "é");
+        let mut short = "ok".to_string();
+        assert!(!truncate(&mut short, 3));
+        assert_eq!(short, "ok");
+    }
+}
