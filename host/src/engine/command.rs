@@ -249,8 +249,11 @@ fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcom
 /// Runs the plugin on the blocking pool: a decision may take up to its deadline and must not
 /// stall the async workers that serve HTTP.
 async fn decide_off_executor(plugin: Arc<Plugin>, request: DecideRequest) -> Result<Vec<NewEvent>, CommandError> {
+    // The request's span (request id, route) follows the call onto the blocking thread, so the
+    // plugin's log lines carry it.
+    let span = tracing::Span::current();
     let outcome = tokio::task::spawn_blocking(move || {
-        let outcome = plugin.decide(&request);
+        let outcome = span.in_scope(|| plugin.decide(&request));
         (plugin, outcome)
     })
     .await;

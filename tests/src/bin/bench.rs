@@ -222,7 +222,9 @@ async fn isolation(clients: usize) -> Result<()> {
     for spinner in spinners {
         spins += spinner.await??;
     }
-    println!("\nIsolation: carriers under {clients} clients, alone and beside a domain spinning to its 100 ms deadline");
+    println!(
+        "\nIsolation: carriers under {clients} clients, alone and beside a domain spinning to its 100 ms deadline"
+    );
     println!("  alone:                    {alone_rate:>8.0} commands/s   p99 {:>7.2} ms", millis(alone_p99));
     println!(
         "  beside the spinner:       {beside_rate:>8.0} commands/s   p99 {:>7.2} ms   ({spins} spinning calls, max_concurrency 1)",

@@ -1,0 +1,64 @@
+//! Plugin log lines reach the host's `tracing` output with the domain, the plugin version and
+//! the export as fields, inside the request's span (so with its request id); an oversized line
+//! is cut to `limits.max_log_line_bytes` and says so.
+
+#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use cairn_tests::{FAULTY_COMPONENT, HOSTILE_COMPONENT, TestHost};
+use serde_json::{Value, json};
+
+/// Collects everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn plugin_lines(captured: &Captured) -> Vec<Value> {
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|l| l["target"] == "plugin").collect()
+}
+
+#[tokio::test]
+async fn plugin_logs_carry_domain_version_export_and_request_id_and_are_capped() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let host = TestHost::start_with(&[FAULTY_COMPONENT, HOSTILE_COMPONENT], |c| c.limits.max_log_line_bytes = 1024)
+        .await
+        .unwrap();
+    let reply = host.command("faulty", "hog", json!({"id": "g", "mib": 1})).await.unwrap();
+    reply.expect(201);
+    let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
+    host.command("hostile", "shout", json!({"id": "s", "mib": 10})).await.unwrap().expect(201);
+
+    let lines = plugin_lines(&captured);
+    let hog = lines.iter().find(|l| l["fields"]["message"] == "allocated 1048576 bytes").expect("the plugin's line");
+    assert_eq!(hog["fields"]["domain"], "faulty");
+    assert_eq!(hog["fields"]["plugin_version"], "0.1.0");
+    assert_eq!(hog["fields"]["function"], "decide");
+    assert_eq!(hog["level"], "INFO");
+    assert!(hog.to_string().contains(&request_id), "the line is inside the request's span: {hog}");
+
+    let shout = lines.iter().find(|l| l["fields"]["domain"] == "hostile").expect("the shouted line");
+    assert_eq!(shout["fields"]["truncated"], true);
+    assert!(shout["fields"]["message"].as_str().unwrap().len() <= 1024, "cut to the cap");
+}
