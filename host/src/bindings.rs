@@ -5,12 +5,12 @@
 #[allow(missing_docs)]
 mod generated {
     wasmtime::component::bindgen!({
-        world: "aggregate-plugin",
+        world: "domain-plugin",
         path: "../wit",
         imports: { default: tracing },
     });
 }
 
-pub use generated::cairn::domain::{log, types};
-pub use generated::exports::cairn::domain::{aggregate, plugin};
-pub use generated::{AggregatePlugin, AggregatePluginPre};
+pub use generated::cairn::domain::{event_store, log, types};
+pub use generated::exports::cairn::domain::{aggregate, command_handler, plugin};
+pub use generated::{DomainPlugin, DomainPluginPre};

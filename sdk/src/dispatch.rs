@@ -5,7 +5,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{Aggregate, DomainInfo, Rejection, rejection::FieldError};
+use crate::{
+    Aggregate, CommandHandler, DomainInfo, EventStoreBackend, HandlerError, Rejection, StoreError, UnitOfWork,
+    rejection::FieldError,
+};
 
 /// An event as the store recorded it (mirror of the WIT `recorded-event`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -71,6 +74,54 @@ pub trait DomainPlugin {
     fn fold(aggregate: &str, history: Vec<RecordedEvent>) -> Result<String, DecideError>;
 }
 
+/// A command for a handler (mirror of the WIT `handle-request`).
+#[derive(Debug, Clone, Default)]
+pub struct HandleRequest {
+    /// Command name, kebab-case.
+    pub command: String,
+    /// The primary aggregate's id.
+    pub aggregate_id: String,
+    /// Command payload, JSON text.
+    pub payload: String,
+}
+
+/// Why a handler committed nothing (mirror of the WIT `handle-error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandleError {
+    /// The domain's rules refused the command.
+    Rejected(Rejection),
+    /// No handler for this command.
+    UnknownCommand(String),
+    /// The store failed, or the handler could not do its job.
+    Failed(String),
+}
+
+/// The command handlers of a domain: what [`crate::export_domain!`] implements for `Domain`.
+pub trait DomainHandlers {
+    /// Whether the domain has any handler (else it never touches the event store).
+    const HAS_HANDLERS: bool;
+    /// The `handle` export, over `backend`.
+    fn handle(request: HandleRequest, backend: &mut dyn EventStoreBackend) -> Result<(), HandleError>;
+}
+
+/// Decodes the request's command for `H` and runs it over `backend`.
+pub fn handle<H: CommandHandler>(
+    request: HandleRequest,
+    backend: &mut dyn EventStoreBackend,
+) -> Result<(), HandleError> {
+    let command = decode_tagged::<H::Command>("this domain's handlers", &request.command, &request.payload).map_err(
+        |e| match e {
+            DecideError::Rejected(r) => HandleError::Rejected(r),
+            DecideError::UnknownCommand(m) | DecideError::CorruptHistory(m) => HandleError::UnknownCommand(m),
+        },
+    )?;
+    let mut work = UnitOfWork::new(backend);
+    H::default().handle(&mut work, &request.aggregate_id, command).map_err(|e| match e {
+        HandlerError::Rejected(r) => HandleError::Rejected(r),
+        HandlerError::Store(StoreError(m)) => HandleError::Failed(m),
+    })
+}
+
 /// Folds `history` into a fresh `A`.
 pub fn fold<A: Aggregate>(history: &[RecordedEvent]) -> Result<A, DecideError> {
     let mut state = A::default();
@@ -112,6 +163,11 @@ pub fn decode_event<A: Aggregate>(event_type: &str, data: &str) -> Result<A::Eve
 /// Decodes a command name and its JSON payload into the aggregate's command enum. A payload that
 /// does not fit becomes a `invalid-payload` rejection naming the field where serde can tell it.
 pub fn decode_command<A: Aggregate>(name: &str, payload: &str) -> Result<A::Command, DecideError> {
+    decode_tagged::<A::Command>(A::NAME, name, payload)
+}
+
+/// Decodes `{"command": name, "payload": payload}` into an adjacently tagged command enum.
+fn decode_tagged<C: serde::de::DeserializeOwned>(owner: &str, name: &str, payload: &str) -> Result<C, DecideError> {
     let payload: Value = serde_json::from_str(payload).map_err(|e| {
         DecideError::Rejected(Rejection::new("invalid-payload", format!("the payload is not JSON: {e}")))
     })?;
@@ -119,7 +175,7 @@ pub fn decode_command<A: Aggregate>(name: &str, payload: &str) -> Result<A::Comm
     serde_path_to_error::deserialize(tagged).map_err(|e| {
         let message = e.inner().to_string();
         if message.starts_with("unknown variant") {
-            return DecideError::UnknownCommand(format!("`{}` has no command `{name}`", A::NAME));
+            return DecideError::UnknownCommand(format!("`{owner}` has no command `{name}`"));
         }
         let mut rejection =
             Rejection::new("invalid-payload", format!("the payload of `{name}` does not fit: {message}"));

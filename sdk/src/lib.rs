@@ -50,6 +50,7 @@ pub mod dispatch;
 pub mod log;
 mod rejection;
 pub mod testing;
+mod unit_of_work;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod wasm;
@@ -57,6 +58,7 @@ pub mod wasm;
 pub use rejection::{FieldError, Rejection, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+pub use unit_of_work::{EventStoreBackend, Expected, HandlerError, StoreError, UnitOfWork};
 
 /// An aggregate: a consistency boundary whose state is the fold of its own stream.
 ///
@@ -87,22 +89,45 @@ pub trait Aggregate: Default + Serialize {
     fn decide(&self, id: &str, command: Self::Command) -> Result<Vec<Self::Event>, Rejection>;
 }
 
-/// Describes one command of an aggregate for the host's router.
+/// Describes one command for the host's router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandSpec {
     /// The command's name, kebab-case, as in the command enum's serde tag.
     pub name: &'static str,
-    /// Where the host finds the aggregate id.
+    /// Where the host finds the (primary) aggregate id.
     pub id: IdSource,
     /// One sentence for the API's documentation.
     pub description: &'static str,
+    /// For a handler's command: its primary aggregate (an aggregate's own commands leave it
+    /// `None`: the aggregate is the one that lists them).
+    pub handled_for: Option<&'static str>,
 }
 
 impl CommandSpec {
-    /// A command named `name` whose aggregate id comes from `id`.
+    /// An aggregate's command named `name` whose aggregate id comes from `id`.
     pub const fn new(name: &'static str, id: IdSource, description: &'static str) -> Self {
-        Self { name, id, description }
+        Self { name, id, description, handled_for: None }
     }
+
+    /// A command handler's command; `aggregate` is its primary aggregate (the stream the HTTP
+    /// answer reports first, `<aggregate>-<id>`).
+    pub const fn handled(name: &'static str, aggregate: &'static str, id: IdSource, description: &'static str) -> Self {
+        Self { name, id, description, handled_for: Some(aggregate) }
+    }
+}
+
+/// A command handler: a unit of work over several streams of the domain. It reads and appends
+/// through a [`UnitOfWork`] (usually by running aggregates' own rules with
+/// [`UnitOfWork::execute`]); the host commits everything it appended atomically when `handle`
+/// returns `Ok`, nothing otherwise, and runs it again on a version conflict.
+pub trait CommandHandler: Default {
+    /// The commands it handles (built with [`CommandSpec::handled`]).
+    const COMMANDS: &'static [CommandSpec];
+    /// The command enum, `#[serde(tag = "command", content = "payload", rename_all = "kebab-case")]`.
+    type Command: DeserializeOwned;
+
+    /// Runs `command`; `id` is the primary aggregate's id.
+    fn handle(&self, work: &mut UnitOfWork<'_>, id: &str, command: Self::Command) -> Result<(), HandlerError>;
 }
 
 /// How the host finds the aggregate id of a command.
@@ -155,6 +180,7 @@ macro_rules! export_domain {
         $(version: $version:expr,)?
         description: $description:literal,
         aggregates: [$($agg:ty),+ $(,)?]
+        $(, handlers: [$($handler:ty),* $(,)?])?
         $(, capabilities: [$($capability:literal),* $(,)?])?
         $(,)?
     ) => {
@@ -175,6 +201,11 @@ macro_rules! export_domain {
                         event_types.push(ty.to_string());
                     }
                 )+
+                $($(
+                    for spec in <$handler as $crate::CommandHandler>::COMMANDS {
+                        commands.push((spec.handled_for.unwrap_or_default().to_string(), *spec));
+                    }
+                )*)?
                 $crate::DomainInfo {
                     name: $name.to_string(),
                     version: {
@@ -209,7 +240,41 @@ macro_rules! export_domain {
             }
         }
 
+        impl $crate::dispatch::DomainHandlers for Domain {
+            $crate::__handle_fn!($([$($handler),*])?);
+        }
+
         #[cfg(target_arch = "wasm32")]
         $crate::__export_wasm!(Domain);
+    };
+}
+
+/// The `handle` dispatch of [`export_domain!`]: a domain without handlers never touches the
+/// event store (so its component does not import it).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __handle_fn {
+    () => {
+        fn handle(
+            request: $crate::dispatch::HandleRequest,
+            _backend: &mut dyn $crate::EventStoreBackend,
+        ) -> ::std::result::Result<(), $crate::dispatch::HandleError> {
+            Err($crate::dispatch::HandleError::UnknownCommand(format!("no handler for `{}`", request.command)))
+        }
+        const HAS_HANDLERS: bool = false;
+    };
+    ([$($handler:ty),*]) => {
+        fn handle(
+            request: $crate::dispatch::HandleRequest,
+            backend: &mut dyn $crate::EventStoreBackend,
+        ) -> ::std::result::Result<(), $crate::dispatch::HandleError> {
+            $(
+                if <$handler as $crate::CommandHandler>::COMMANDS.iter().any(|c| c.name == request.command) {
+                    return $crate::dispatch::handle::<$handler>(request, backend);
+                }
+            )*
+            Err($crate::dispatch::HandleError::UnknownCommand(format!("no handler for `{}`", request.command)))
+        }
+        const HAS_HANDLERS: bool = true;
     };
 }

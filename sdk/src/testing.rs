@@ -132,3 +132,156 @@ where
         self.result
     }
 }
+
+/// A command handler scenario: past events on any streams, a command, then what was appended
+/// per stream (or the rejection). Runs natively over an in-memory store with the same
+/// read-your-writes and expected-version rules as the host's unit of work.
+///
+/// ```text
+/// given_streams()
+///     .with::<EmailAddress>("a@b.io", [EmailEvent::EmailReserved { carrier_id: "c9".into() }])
+///     .when::<Registration>("c1", "register-carrier", json!({"name": "A", "email": "a@b.io"}))
+///     .then_rejected("email-taken");
+/// ```
+pub fn given_streams() -> HandlerScenario {
+    HandlerScenario::default()
+}
+
+/// Streams and their events, before the command.
+#[derive(Debug, Default)]
+pub struct HandlerScenario {
+    memory: Memory,
+}
+
+impl HandlerScenario {
+    /// Adds past events of aggregate `id` of type `A`.
+    pub fn with<A: Aggregate>(mut self, id: &str, events: impl IntoIterator<Item = A::Event>) -> Self {
+        let stream = crate::unit_of_work::stream_of::<A>(id);
+        for event in events {
+            let encoded = dispatch::encode_event(&event).expect("given event encodes");
+            self.memory.stored.entry(stream.clone()).or_default().push(encoded);
+        }
+        self
+    }
+
+    /// Runs handler `H` on command `command` with primary id `id`, from JSON as the host would.
+    pub fn when<H: crate::CommandHandler>(
+        mut self,
+        id: &str,
+        command: &str,
+        payload: serde_json::Value,
+    ) -> HandlerOutcome {
+        let request = dispatch::HandleRequest {
+            command: command.to_string(),
+            aggregate_id: id.to_string(),
+            payload: payload.to_string(),
+        };
+        let result = dispatch::handle::<H>(request, &mut self.memory);
+        HandlerOutcome { result, appended: self.memory.appended }
+    }
+}
+
+/// What a handler did.
+#[derive(Debug)]
+pub struct HandlerOutcome {
+    result: Result<(), dispatch::HandleError>,
+    appended: Vec<(String, crate::dispatch::NewEvent)>,
+}
+
+impl HandlerOutcome {
+    /// Asserts the handler succeeded and appended exactly `events` to aggregate `id` of `A`.
+    #[track_caller]
+    pub fn then_appended<A: Aggregate>(&self, id: &str, events: impl IntoIterator<Item = A::Event>) -> &Self
+    where
+        A::Event: PartialEq + Debug,
+    {
+        assert!(self.result.is_ok(), "the handler failed: {:?}", self.result);
+        let stream = crate::unit_of_work::stream_of::<A>(id);
+        let got: Vec<A::Event> = self
+            .appended
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, e)| dispatch::decode_event::<A>(&e.event_type, &e.data).expect("appended event decodes"))
+            .collect();
+        let want: Vec<A::Event> = events.into_iter().collect();
+        assert_eq!(got, want, "other events on `{stream}`");
+        self
+    }
+
+    /// Asserts how many streams got events.
+    #[track_caller]
+    pub fn then_streams_touched(&self, count: usize) -> &Self {
+        let mut streams: Vec<&str> = self.appended.iter().map(|(s, _)| s.as_str()).collect();
+        streams.dedup();
+        assert_eq!(streams.len(), count, "streams touched: {streams:?}");
+        self
+    }
+
+    /// Asserts the handler was rejected with `code` (nothing it appended would be committed).
+    #[track_caller]
+    pub fn then_rejected(&self, code: &str) -> Rejection {
+        match &self.result {
+            Err(dispatch::HandleError::Rejected(rejection)) => {
+                assert_eq!(rejection.code, code, "rejected for another reason: {rejection}");
+                rejection.clone()
+            }
+            other => panic!("expected a `{code}` rejection, got {other:?}"),
+        }
+    }
+}
+
+/// The in-memory event store of handler scenarios.
+#[derive(Debug, Default)]
+struct Memory {
+    stored: std::collections::HashMap<String, Vec<crate::dispatch::NewEvent>>,
+    appended: Vec<(String, crate::dispatch::NewEvent)>,
+}
+
+impl Memory {
+    fn stream(&self, stream: &str) -> Vec<&crate::dispatch::NewEvent> {
+        let stored = self.stored.get(stream).into_iter().flatten();
+        stored.chain(self.appended.iter().filter(|(s, _)| s == stream).map(|(_, e)| e)).collect()
+    }
+}
+
+impl crate::EventStoreBackend for Memory {
+    fn read_stream(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<RecordedEvent>, crate::StoreError> {
+        Ok(self
+            .stream(stream)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| RecordedEvent {
+                stream: stream.to_string(),
+                version: i as u64 + 1,
+                global_position: 0,
+                event_type: e.event_type.clone(),
+                data: e.data.clone(),
+                metadata: "{}".into(),
+                recorded_at_micros: 0,
+            })
+            .filter(|e| e.version >= from)
+            .take(max as usize)
+            .collect())
+    }
+
+    fn append(
+        &mut self,
+        stream: &str,
+        expected: crate::Expected,
+        events: Vec<crate::dispatch::NewEvent>,
+    ) -> Result<u64, crate::StoreError> {
+        let head = self.stream(stream).len() as u64;
+        let fits = match expected {
+            crate::Expected::Any => true,
+            crate::Expected::NoStream => head == 0,
+            crate::Expected::StreamExists => head > 0,
+            crate::Expected::Exact(v) => v == head,
+        };
+        if !fits {
+            return Err(crate::StoreError(format!("`{stream}` is at version {head}, not {expected:?}")));
+        }
+        let count = events.len() as u64;
+        self.appended.extend(events.into_iter().map(|e| (stream.to_string(), e)));
+        Ok(head + count)
+    }
+}

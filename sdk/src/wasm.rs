@@ -1,20 +1,21 @@
 //! The component glue, compiled only for wasm32: wit-bindgen's bindings for the
-//! `aggregate-plugin` world and the conversions between them and the SDK's own types. Plugin
+//! `domain-plugin` world and the conversions between them and the SDK's own types. Plugin
 //! authors never see these types; [`crate::export_domain!`] wires them up.
 
-use crate::dispatch::{self, DomainPlugin};
-use crate::{FieldError, IdSource, Rejection};
+use crate::dispatch::{self, DomainHandlers, DomainPlugin};
+use crate::{EventStoreBackend, Expected, FieldError, IdSource, Rejection, StoreError};
 
 wit_bindgen::generate!({
-    world: "aggregate-plugin",
+    world: "domain-plugin",
     path: "../wit",
     pub_export_macro: true,
     export_macro_name: "__export_domain_component",
     default_bindings_module: "cairn_sdk::wasm",
 });
 
+use cairn::domain::event_store as store;
 use cairn::domain::types as wit;
-use exports::cairn::domain::{aggregate as agg, plugin as plg};
+use exports::cairn::domain::{aggregate as agg, command_handler as handler, plugin as plg};
 
 /// Exports `$ty: DomainPlugin` as the component's `plugin` and `aggregate` interfaces.
 #[macro_export]
@@ -45,6 +46,13 @@ macro_rules! __export_wasm {
                 $crate::wasm::fold::<$ty>(aggregate, history)
             }
         }
+        impl $crate::wasm::exports::cairn::domain::command_handler::Guest for __CairnExports {
+            fn handle(
+                request: $crate::wasm::exports::cairn::domain::command_handler::HandleRequest,
+            ) -> ::std::result::Result<(), $crate::wasm::exports::cairn::domain::command_handler::HandleError> {
+                $crate::wasm::handle::<$ty>(request)
+            }
+        }
         $crate::wasm::__export_domain_component!(__CairnExports with_types_in $crate::wasm);
     };
 }
@@ -63,6 +71,7 @@ pub fn describe<D: DomainPlugin>() -> plg::DomainInfo {
             .map(|(aggregate, spec)| plg::CommandInfo {
                 name: spec.name.to_string(),
                 aggregate,
+                kind: if spec.handled_for.is_some() { plg::CommandKind::Handle } else { plg::CommandKind::Decide },
                 id: match spec.id {
                     IdSource::Field(field) => plg::AggregateId::Field(field.to_string()),
                     IdSource::Minted => plg::AggregateId::Minted,
@@ -92,6 +101,69 @@ pub fn decide<D: DomainPlugin>(request: agg::DecideRequest) -> Result<Vec<wit::N
 /// The `fold` export.
 pub fn fold<D: DomainPlugin>(aggregate: String, history: Vec<wit::RecordedEvent>) -> Result<String, agg::DecideError> {
     D::fold(&aggregate, history.into_iter().map(recorded).collect()).map_err(decide_error)
+}
+
+/// The `handle` export. A domain without handlers answers without touching the event store.
+pub fn handle<D: DomainHandlers>(request: handler::HandleRequest) -> Result<(), handler::HandleError> {
+    let request = dispatch::HandleRequest {
+        command: request.command,
+        aggregate_id: request.aggregate_id,
+        payload: request.payload,
+    };
+    let outcome = if D::HAS_HANDLERS { D::handle(request, &mut HostStore) } else { D::handle(request, &mut NoStore) };
+    outcome.map_err(|error| match error {
+        dispatch::HandleError::Rejected(r) => handler::HandleError::Rejected(rejection(r)),
+        dispatch::HandleError::UnknownCommand(m) => handler::HandleError::UnknownCommand(m),
+        dispatch::HandleError::Failed(m) => handler::HandleError::Failed(m),
+    })
+}
+
+/// The host's event store, through the `event-store` import.
+struct HostStore;
+
+impl EventStoreBackend for HostStore {
+    fn read_stream(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<dispatch::RecordedEvent>, StoreError> {
+        store::read_stream(stream, from, max)
+            .map(|events| events.into_iter().map(recorded).collect())
+            .map_err(store_error)
+    }
+
+    fn append(&mut self, stream: &str, expected: Expected, events: Vec<dispatch::NewEvent>) -> Result<u64, StoreError> {
+        let expected = match expected {
+            Expected::Any => store::ExpectedVersion::Any,
+            Expected::NoStream => store::ExpectedVersion::NoStream,
+            Expected::StreamExists => store::ExpectedVersion::StreamExists,
+            Expected::Exact(v) => store::ExpectedVersion::Exact(v),
+        };
+        let events: Vec<wit::NewEvent> =
+            events.into_iter().map(|e| wit::NewEvent { event_type: e.event_type, data: e.data }).collect();
+        store::append(stream, expected, &events).map_err(store_error)
+    }
+}
+
+/// Stands in for the store in domains without handlers, so their components never import it.
+struct NoStore;
+
+impl EventStoreBackend for NoStore {
+    fn read_stream(&mut self, _: &str, _: u64, _: u32) -> Result<Vec<dispatch::RecordedEvent>, StoreError> {
+        Err(StoreError("this domain has no command handlers".into()))
+    }
+
+    fn append(&mut self, _: &str, _: Expected, _: Vec<dispatch::NewEvent>) -> Result<u64, StoreError> {
+        Err(StoreError("this domain has no command handlers".into()))
+    }
+}
+
+fn store_error(error: store::StoreError) -> StoreError {
+    StoreError(match error {
+        store::StoreError::WrongExpectedVersion((stream, actual)) => {
+            format!("stream `{stream}` is at version {actual}, not the expected one")
+        }
+        store::StoreError::InvalidStream(m)
+        | store::StoreError::LimitExceeded(m)
+        | store::StoreError::Unavailable(m)
+        | store::StoreError::NotGranted(m) => m,
+    })
 }
 
 /// Forwards a log line to the host.

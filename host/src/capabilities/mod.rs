@@ -2,4 +2,5 @@
 //! the capability and holds its context; each `host.rs` holds only the `Host` trait impls.
 //! A capability never knows which store backend it is talking to.
 
+pub mod event_store;
 pub mod log;

@@ -1,26 +1,26 @@
-//! The command pipeline: find the plugin and the command, resolve the aggregate id, load the
-//! stream's history, let the plugin decide (fresh instance, off the async executor), and append
-//! the events with the expected version in one transaction. On a version conflict it reloads and
-//! decides again, up to `max_attempts`, then gives up with [`CommandError::Conflict`].
+//! The command pipeline. For an aggregate command: load the stream's history, let the plugin
+//! decide (fresh instance, off the async executor), append with the expected version. For a
+//! handler command: run the handler with a unit of work and commit everything it appended, on
+//! every stream, in one transaction. Either way a version conflict runs the attempt again, up to
+//! `max_attempts`, then gives up with [`CommandError::Conflict`].
 //!
 //! An `Idempotency-Key` is stored with the events in the same transaction; a repeat with the same
 //! request replays the stored response and appends nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use serde::Serialize;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::bindings::aggregate::{DecideError, DecideRequest};
-use crate::bindings::plugin::AggregateId;
-use crate::bindings::types::{NewEvent, RecordedEvent, Rejection};
+use super::{calls, response};
+use crate::bindings::aggregate::DecideRequest;
+use crate::bindings::command_handler::HandleRequest;
+use crate::bindings::plugin::{AggregateId, CommandKind};
+use crate::bindings::types::{RecordedEvent, Rejection};
+use crate::capabilities::event_store::{BufferedAppend, UnitOfWork};
 use crate::registry::Registry;
-use crate::runtime::{Plugin, PluginFault, limit_names};
+use crate::runtime::{Plugin, PluginFault};
 use crate::store::{
     AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StoredEvent,
     StreamAppend,
@@ -53,22 +53,6 @@ pub struct CommandOutcome {
     pub body: String,
     /// True when this is a stored response replayed for a repeated idempotency key.
     pub replayed: bool,
-}
-
-#[derive(Serialize)]
-struct ResponseBody<'a> {
-    stream: &'a str,
-    aggregate_id: &'a str,
-    version: u64,
-    events: Vec<ResponseEvent<'a>>,
-}
-
-#[derive(Serialize)]
-struct ResponseEvent<'a> {
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    version: u64,
-    data: &'a RawValue,
 }
 
 /// Why a command did not succeed. Each case maps to one HTTP status.
@@ -150,17 +134,18 @@ pub struct CommandEngine {
     registry: Arc<Registry>,
     store: Arc<dyn EventStore>,
     max_attempts: u32,
-    budgets: DomainBudgets,
+    budgets: calls::DomainBudgets,
 }
 
 impl CommandEngine {
     /// An engine that retries version conflicts up to `max_attempts` times in all, and lets a
     /// call wait up to `queue` for a free slot of its domain.
     pub fn new(registry: Arc<Registry>, store: Arc<dyn EventStore>, max_attempts: u32, queue: Duration) -> Self {
-        Self { registry, store, max_attempts: max_attempts.max(1), budgets: DomainBudgets::new(queue) }
+        Self { registry, store, max_attempts: max_attempts.max(1), budgets: calls::DomainBudgets::new(queue) }
     }
 
-    /// Handles one command end to end.
+    /// Handles one command end to end: an aggregate's `decide` or a command handler's `handle`,
+    /// as `describe` declares it.
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
         let plugin =
             self.registry.get(&request.domain).ok_or_else(|| CommandError::UnknownDomain(request.domain.clone()))?;
@@ -178,47 +163,67 @@ impl CommandEngine {
             AggregateId::Minted => uuid::Uuid::now_v7().to_string(),
             AggregateId::Field(field) => aggregate_id_from(&request.payload, field)?,
         };
-        let stream = format!("{}-{aggregate_id}", command.aggregate);
+        let primary = format!("{}-{aggregate_id}", command.aggregate);
         let command_id = uuid::Uuid::now_v7().to_string();
+        let metadata = serde_json::json!({
+            "plugin": { "domain": plugin.domain(), "version": plugin.version(), "digest": plugin.digest },
+            "command": request.command,
+            "command_id": command_id,
+            "correlation_id": request.correlation_id.as_deref().unwrap_or(&command_id),
+            "causation_id": command_id,
+        })
+        .to_string();
         for _attempt in 0..self.max_attempts {
-            let history = self.store.read_stream(&request.domain, &stream, 1, u32::MAX).await?;
-            let current = history.last().map_or(0, |e| e.version);
-            let decide = DecideRequest {
-                aggregate: command.aggregate.clone(),
-                aggregate_id: aggregate_id.clone(),
-                command: request.command.clone(),
-                payload: request.payload.clone(),
-                history: history.into_iter().map(recorded_event).collect(),
+            let attempt = match command.kind {
+                CommandKind::Decide => self.decide(&plugin, &command.aggregate, &aggregate_id, &request).await,
+                CommandKind::Handle => {
+                    self.run_handler(&plugin, &aggregate_id, &request).await.map(|(appends, seen)| {
+                        let version = seen.get(&primary).copied();
+                        (appends, version)
+                    })
+                }
             };
-            let slot = self.budgets.acquire(&plugin).await?;
-            let events = decide_off_executor(plugin.clone(), decide).await;
-            drop(slot);
-            let events = events?;
-            let events = check_events(&plugin, events)?;
-            if events.is_empty() {
-                let body = render(&stream, &aggregate_id, current, current + 1, &[])?;
+            let (appends, primary_version) = match attempt {
+                Ok(planned) => planned,
+                // A concurrent twin with the same Idempotency-Key may have committed first and changed
+                // what this attempt saw: its stored answer is the answer.
+                Err(error @ CommandError::Rejected(_)) => return self.replay_or(&request, &request_hash, error).await,
+                Err(error) => return Err(error),
+            };
+            let appends = appends
+                .into_iter()
+                .map(|mut a| {
+                    a.events = calls::check_events(&plugin, std::mem::take(&mut a.events))?;
+                    Ok(a)
+                })
+                .collect::<Result<Vec<_>, CommandError>>()?;
+            let total: usize = appends.iter().map(|a| a.events.len()).sum();
+            if total > plugin.limits.max_events_per_decision {
+                return Err(calls::too_many_events(&plugin, total));
+            }
+            let body = response::render(&primary, &aggregate_id, primary_version, &appends)?;
+            let status = response::status(&primary, &appends);
+            if total == 0 {
                 return Ok(CommandOutcome { status: 200, body, replayed: false });
             }
-            let status = if current == 0 { 201 } else { 200 };
-            let body = render(&stream, &aggregate_id, current + events.len() as u64, current + 1, &events)?;
-            let metadata = serde_json::json!({
-                "plugin": { "domain": plugin.domain(), "version": plugin.version(), "digest": plugin.digest },
-                "command": request.command,
-                "command_id": command_id,
-                "correlation_id": request.correlation_id.as_deref().unwrap_or(&command_id),
-                "causation_id": command_id,
-            })
-            .to_string();
             let batch = AppendBatch {
-                streams: vec![StreamAppend {
-                    domain: request.domain.clone(),
-                    stream: stream.clone(),
-                    expected: ExpectedVersion::Exact(current),
-                    events: events
-                        .into_iter()
-                        .map(|e| EventToAppend { event_type: e.event_type, data: e.data, metadata: metadata.clone() })
-                        .collect(),
-                }],
+                streams: appends
+                    .into_iter()
+                    .map(|a| StreamAppend {
+                        domain: request.domain.clone(),
+                        stream: a.stream,
+                        expected: a.expected,
+                        events: a
+                            .events
+                            .into_iter()
+                            .map(|e| EventToAppend {
+                                event_type: e.event_type,
+                                data: e.data,
+                                metadata: metadata.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
                 idempotency: request.idempotency_key.as_ref().map(|key| IdempotencyRecord {
                     scope: request.domain.clone(),
                     key: key.clone(),
@@ -232,10 +237,85 @@ impl CommandEngine {
                 Err(AppendError::WrongExpectedVersion { .. }) => continue,
                 Err(AppendError::DuplicateIdempotencyKey(stored)) => return replay(stored, &request_hash),
                 Err(AppendError::Store(e)) => return Err(CommandError::Store(e)),
-                Err(AppendError::Invalid(message)) => return Err(contract(&plugin, message)),
+                Err(AppendError::Invalid(message)) => return Err(calls::contract(&plugin, message)),
             }
         }
-        Err(CommandError::Conflict { stream, attempts: self.max_attempts })
+        Err(CommandError::Conflict { stream: primary, attempts: self.max_attempts })
+    }
+
+    /// `error`, unless a command with the same Idempotency-Key committed meanwhile.
+    async fn replay_or(
+        &self,
+        request: &CommandRequest,
+        request_hash: &str,
+        error: CommandError,
+    ) -> Result<CommandOutcome, CommandError> {
+        if let Some(key) = &request.idempotency_key
+            && let Some(stored) = self.store.idempotency_record(&request.domain, key).await?
+        {
+            return replay(stored, request_hash);
+        }
+        Err(error)
+    }
+
+    /// One attempt of an aggregate command: load the stream, decide, plan the append. Returns the
+    /// planned append (none when the decision produced no event) and the stream's version.
+    async fn decide(
+        &self,
+        plugin: &Arc<Plugin>,
+        aggregate: &str,
+        aggregate_id: &str,
+        request: &CommandRequest,
+    ) -> Result<(Vec<BufferedAppend>, Option<u64>), CommandError> {
+        let stream = format!("{aggregate}-{aggregate_id}");
+        let history = self.store.read_stream(&request.domain, &stream, 1, u32::MAX).await?;
+        let current = history.last().map_or(0, |e| e.version);
+        let decide = DecideRequest {
+            aggregate: aggregate.to_string(),
+            aggregate_id: aggregate_id.to_string(),
+            command: request.command.clone(),
+            payload: request.payload.clone(),
+            history: history.into_iter().map(recorded_event).collect(),
+        };
+        let slot = self.budgets.acquire(plugin).await?;
+        let events = calls::decide_off_executor(plugin.clone(), decide).await;
+        drop(slot);
+        let events = events?;
+        let appends = if events.is_empty() {
+            vec![]
+        } else {
+            vec![BufferedAppend {
+                stream,
+                expected: ExpectedVersion::Exact(current),
+                first_version: current + 1,
+                events,
+            }]
+        };
+        Ok((appends, Some(current)))
+    }
+
+    /// One attempt of a handler command: run it with a fresh unit of work.
+    async fn run_handler(
+        &self,
+        plugin: &Arc<Plugin>,
+        aggregate_id: &str,
+        request: &CommandRequest,
+    ) -> Result<(Vec<BufferedAppend>, HashMap<String, u64>), CommandError> {
+        let unit = UnitOfWork::new(
+            &request.domain,
+            self.store.clone(),
+            tokio::runtime::Handle::current(),
+            plugin.limits.max_events_per_decision,
+        );
+        let handle = HandleRequest {
+            command: request.command.clone(),
+            aggregate_id: aggregate_id.to_string(),
+            payload: request.payload.clone(),
+        };
+        let slot = self.budgets.acquire(plugin).await?;
+        let appends = calls::handle_off_executor(plugin.clone(), handle, unit).await;
+        drop(slot);
+        appends
     }
 }
 
@@ -244,90 +324,6 @@ fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcom
         return Err(CommandError::IdempotencyKeyReused(stored.key));
     }
     Ok(CommandOutcome { status: stored.status, body: stored.response, replayed: true })
-}
-
-/// Runs the plugin on the blocking pool: a decision may take up to its deadline and must not
-/// stall the async workers that serve HTTP.
-async fn decide_off_executor(plugin: Arc<Plugin>, request: DecideRequest) -> Result<Vec<NewEvent>, CommandError> {
-    // The request's span (request id, route) follows the call onto the blocking thread, so the
-    // plugin's log lines carry it.
-    let span = tracing::Span::current();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let outcome = span.in_scope(|| plugin.decide(&request));
-        (plugin, outcome)
-    })
-    .await;
-    let (plugin, outcome) = outcome.map_err(|e| StoreError(format!("the decision task failed: {e}")))?;
-    match outcome? {
-        Ok(events) => Ok(events),
-        Err(DecideError::Rejected(rejection)) => Err(CommandError::Rejected(rejection)),
-        Err(DecideError::UnknownCommand(message)) => {
-            Err(contract(&plugin, format!("declared a command it does not know: {message}")))
-        }
-        Err(DecideError::CorruptHistory(message)) => {
-            Err(contract(&plugin, format!("cannot fold the stream: {message}")))
-        }
-    }
-}
-
-/// Enforces the contract on what a decision returned: caps first (before any parsing), then
-/// declared types and valid JSON.
-fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, CommandError> {
-    let limits = &plugin.limits;
-    let exceeded = |limit, message| CommandError::LimitExceeded {
-        domain: plugin.domain().to_string(),
-        version: plugin.version().to_string(),
-        limit,
-        message,
-    };
-    if events.len() > limits.max_events_per_decision {
-        let message = format!("it returned {} events; the cap is {}", events.len(), limits.max_events_per_decision);
-        return Err(exceeded(limit_names::EVENTS, message));
-    }
-    if let Some(event) = events.iter().find(|e| e.data.len() > limits.max_event_bytes) {
-        let message = format!(
-            "it returned a {} byte `{}` event; the cap is {} bytes",
-            event.data.len(),
-            event.event_type,
-            limits.max_event_bytes
-        );
-        return Err(exceeded(limit_names::EVENT_BYTES, message));
-    }
-    for event in &events {
-        if !plugin.declares_event(&event.event_type) {
-            return Err(contract(plugin, format!("returned the undeclared event type `{}`", event.event_type)));
-        }
-        if serde_json::from_str::<serde::de::IgnoredAny>(&event.data).is_err() {
-            return Err(contract(plugin, format!("returned a `{}` event whose data is not JSON", event.event_type)));
-        }
-    }
-    Ok(events)
-}
-
-fn contract(plugin: &Plugin, message: String) -> CommandError {
-    CommandError::PluginContract { domain: plugin.domain().to_string(), version: plugin.version().to_string(), message }
-}
-
-fn render(
-    stream: &str,
-    aggregate_id: &str,
-    version: u64,
-    first: u64,
-    events: &[NewEvent],
-) -> Result<String, CommandError> {
-    let events = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            Ok(ResponseEvent {
-                event_type: &e.event_type,
-                version: first + i as u64,
-                data: serde_json::from_str(&e.data).map_err(|err| StoreError(format!("event data: {err}")))?,
-            })
-        })
-        .collect::<Result<Vec<_>, CommandError>>()?;
-    serde_json::to_string(&ResponseBody { stream, aggregate_id, version, events })
-        .map_err(|e| CommandError::Store(StoreError(format!("rendering the response: {e}"))))
 }
 
 /// Reads the aggregate id from a top-level field of the payload: a non-empty string or an integer.
@@ -358,34 +354,5 @@ pub(crate) fn recorded_event(e: StoredEvent) -> RecordedEvent {
         data: e.data,
         metadata: e.metadata,
         recorded_at_micros: e.recorded_at_micros,
-    }
-}
-
-/// One semaphore per domain, sized by its `max_concurrency`: a runaway domain can hold at most
-/// that many blocking threads (and cores), so other domains keep their share.
-struct DomainBudgets {
-    queue: Duration,
-    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
-}
-
-impl DomainBudgets {
-    fn new(queue: Duration) -> Self {
-        Self { queue, slots: Mutex::default() }
-    }
-
-    /// A call slot of `plugin`'s domain, waiting at most the queue time.
-    async fn acquire(&self, plugin: &Plugin) -> Result<OwnedSemaphorePermit, CommandError> {
-        let slots = plugin.limits.max_concurrency;
-        let semaphore = self
-            .slots
-            .lock()
-            .expect("budget lock")
-            .entry(plugin.domain().to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(slots)))
-            .clone();
-        match tokio::time::timeout(self.queue, semaphore.acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(CommandError::DomainBusy { domain: plugin.domain().to_string(), slots }),
-        }
     }
 }

@@ -1,6 +1,8 @@
-//! The pipelines between HTTP and the runtime: today the command pipeline (load history, let the
-//! plugin decide, append with the expected version, retry on conflict).
+//! The pipelines between HTTP and the runtime: today the command pipeline, for aggregate
+//! decisions and command handlers alike.
 
+mod calls;
 pub mod command;
+mod response;
 
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};

@@ -21,7 +21,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use self::limits::{EngineLimits, Limits, LimitsPolicy, names as limit_names};
 pub use self::plugin::{FaultKind, Plugin, PluginFault};
 pub use self::state::HostState;
-use crate::bindings::AggregatePluginPre;
+use crate::bindings::DomainPluginPre;
 
 /// How often the epoch ticks; deadlines are rounded up to whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -87,6 +87,11 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
         crate::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
+        crate::bindings::event_store::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(anyhow::Error::from)?;
         let cache = compile_cache::CompileCache::new(&engine, cache_dir)?;
         let ticker = EpochTicker::start(engine.clone());
         let enforce = engine_limits.enforce;
@@ -112,13 +117,15 @@ impl Runtime {
             .cache
             .get_or_compile(&self.engine, &digest, bytes)
             .map_err(|e| compile_error(&format!("{e:#}"), self.policy.largest_memory()))?;
+        let imports: Vec<String> =
+            component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect();
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            LoadError::Link(format!("it imports something Cairn does not provide to aggregate plugins: {e:#}"))
+            LoadError::Link(format!("it imports something Cairn does not provide to domain plugins: {e:#}"))
         })?;
-        let pre = AggregatePluginPre::new(pre).map_err(|e| {
-            LoadError::World(format!("it does not export the `cairn:domain/aggregate-plugin` world: {e:#}"))
+        let pre = DomainPluginPre::new(pre).map_err(|e| {
+            LoadError::World(format!("it does not export the `cairn:domain/domain-plugin` world: {e:#}"))
         })?;
-        Plugin::new(self.clone(), digest, pre)
+        Plugin::new(self.clone(), digest, pre, imports)
     }
 
     fn deadline_ticks(deadline: Duration) -> u64 {

@@ -10,9 +10,10 @@ use anyhow::{Result, bail};
 use wasmtime::Store;
 
 use super::{HostState, Limits, LoadError, Runtime, limit_names};
-use crate::bindings::plugin::{AggregateId, CommandInfo, DomainInfo};
+use crate::bindings::plugin::{AggregateId, CommandInfo, CommandKind, DomainInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
-use crate::bindings::{AggregatePluginPre, aggregate};
+use crate::bindings::{DomainPluginPre, aggregate, command_handler};
+use crate::capabilities::event_store::UnitOfWork;
 use crate::capabilities::log::LogContext;
 
 /// A loaded plugin version. Cheap to share; immutable.
@@ -26,7 +27,7 @@ pub struct Plugin {
     pub limits: Limits,
     /// Its domain's scratch directory, when it asked for the `scratch` capability.
     scratch: Option<PathBuf>,
-    pre: AggregatePluginPre<HostState>,
+    pre: DomainPluginPre<HostState>,
 }
 
 /// Capabilities a plugin may ask for in `describe`, beyond its role's imports.
@@ -67,7 +68,8 @@ impl Plugin {
     pub(super) fn new(
         runtime: Arc<Runtime>,
         digest: String,
-        pre: AggregatePluginPre<HostState>,
+        pre: DomainPluginPre<HostState>,
+        imports: Vec<String>,
     ) -> Result<Arc<Self>, LoadError> {
         let unknown = DomainInfo {
             name: "(loading)".into(),
@@ -84,6 +86,12 @@ impl Plugin {
             .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
             .map_err(|fault| LoadError::Describe(format!("`describe` did not answer: {}", fault.message)))?;
         validate(&info).map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
+        let handles = info.commands.iter().any(|c| c.kind == CommandKind::Handle);
+        if let Some(import) = imports.iter().find(|i| i.starts_with("cairn:domain/event-store")).filter(|_| !handles) {
+            return Err(LoadError::Link(format!(
+                "it imports `{import}`, which only command handlers are granted, and declares no `handle` command"
+            )));
+        }
         plugin.limits = plugin.runtime.limits_for(&info.name).clone();
         if info.capabilities.iter().any(|c| c == "scratch") {
             let dir = plugin.runtime.scratch_dir(&info.name);
@@ -130,6 +138,18 @@ impl Plugin {
         self.call("decide", |store, instance| instance.cairn_domain_aggregate().call_decide(store, request))
     }
 
+    /// Calls `handle` on a fresh instance with `unit` as its event store; gives the unit back
+    /// (with whatever the handler buffered) whatever happened. Blocking.
+    pub fn handle(
+        &self,
+        request: &command_handler::HandleRequest,
+        unit: UnitOfWork,
+    ) -> (Result<Result<(), command_handler::HandleError>, PluginFault>, Option<UnitOfWork>) {
+        self.call_with("handle", Some(unit), |store, instance| {
+            instance.cairn_domain_command_handler().call_handle(store, request)
+        })
+    }
+
     /// Calls `fold` on a fresh instance: the aggregate's state after `history`, as JSON text.
     pub fn fold(
         &self,
@@ -145,16 +165,28 @@ impl Plugin {
     fn call<R>(
         &self,
         function: &'static str,
-        body: impl FnOnce(&mut Store<HostState>, &crate::bindings::AggregatePlugin) -> wasmtime::Result<R>,
+        body: impl FnOnce(&mut Store<HostState>, &crate::bindings::DomainPlugin) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
+        self.call_with(function, None, body).0
+    }
+
+    fn call_with<R>(
+        &self,
+        function: &'static str,
+        unit: Option<UnitOfWork>,
+        body: impl FnOnce(&mut Store<HostState>, &crate::bindings::DomainPlugin) -> wasmtime::Result<R>,
+    ) -> (Result<R, PluginFault>, Option<UnitOfWork>) {
         let log = LogContext {
             domain: self.info.name.clone(),
             version: self.info.version.clone(),
             function,
             max_line_bytes: self.limits.max_log_line_bytes,
         };
-        let state = HostState::new(self.limits.memory_bytes, log, self.scratch.as_deref())
-            .map_err(|e| self.fault(function, &e, None))?;
+        let mut state = match HostState::new(self.limits.memory_bytes, log, self.scratch.as_deref()) {
+            Ok(state) => state,
+            Err(e) => return (Err(self.fault(function, &e, None)), unit),
+        };
+        state.unit = unit;
         let mut store = Store::new(self.pre.engine(), state);
         if self.runtime.enforce {
             store.limiter(|state| &mut state.limiter);
@@ -162,7 +194,8 @@ impl Plugin {
             store.epoch_deadline_trap();
         }
         let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
-        result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded))
+        let result = result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded));
+        (result, store.data_mut().unit.take())
     }
 
     fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {
@@ -262,7 +295,11 @@ impl Plugin {
                     AggregateId::Field(field) => serde_json::json!({ "field": field }),
                     AggregateId::Minted => serde_json::json!("minted"),
                 };
-                serde_json::json!({ "name": c.name, "aggregate": c.aggregate, "id": id, "description": c.description })
+                let kind = match c.kind {
+                    CommandKind::Decide => "decide",
+                    CommandKind::Handle => "handle",
+                };
+                serde_json::json!({ "name": c.name, "kind": kind, "aggregate": c.aggregate, "id": id, "description": c.description })
             })
             .collect();
         serde_json::json!({

@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::event_store::UnitOfWork;
 use crate::capabilities::log::LogContext;
 
 /// Most table elements an instance may grow to.
@@ -19,6 +20,8 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryCap,
     pub(crate) log: LogContext,
+    /// The unit of work of a `handle` call; `None` in every other call (no event store).
+    pub(crate) unit: Option<UnitOfWork>,
 }
 
 impl HostState {
@@ -34,6 +37,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryCap { max_bytes: memory_bytes, exceeded: None },
             log,
+            unit: None,
         })
     }
 }

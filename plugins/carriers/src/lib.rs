@@ -2,7 +2,9 @@
 //!
 //! A carrier registers with a name and an email, may change its email, and may be deactivated.
 //! Rules: every invalid field is reported at once; a carrier id registers only once; nothing
-//! changes on a deactivated carrier.
+//! changes on a deactivated carrier; **an email belongs to one carrier at a time** — registration
+//! and email changes are command handlers that reserve an `email-address-<email>` stream in the
+//! same unit of work as the carrier's own stream (and release the old one on a change).
 //!
 //! Two cargo features build the versions the hot-swap tests deploy over this one:
 //! `next` (0.2.0: a `rename-carrier` command and an optional `phone` on registration, still
@@ -25,8 +27,15 @@ cairn_sdk::export_domain! {
     name: "carriers",
     version: VERSION,
     description: "Registers delivery carriers and keeps their contact details.",
-    aggregates: [Carrier],
+    aggregates: [Carrier, EmailAddress],
+    handlers: [Registration],
 }
+
+mod email;
+mod registration;
+
+pub use email::{EmailAddress, EmailCommand, EmailEvent, email_key};
+pub use registration::Registration;
 
 /// Commands a carrier accepts.
 #[derive(Debug, Clone, Deserialize)]
@@ -119,13 +128,8 @@ pub struct Carrier {
 
 impl Aggregate for Carrier {
     const NAME: &'static str = "carrier";
+    // Registration and email changes are handled by [`Registration`] (they reserve the email too).
     const COMMANDS: &'static [CommandSpec] = &[
-        CommandSpec::new("register-carrier", IdSource::Minted, "Registers a carrier with a name and an email."),
-        CommandSpec::new(
-            "change-carrier-email",
-            IdSource::Field("carrier_id"),
-            "Changes the contact email of an active carrier.",
-        ),
         CommandSpec::new("deactivate-carrier", IdSource::Field("carrier_id"), "Deactivates a carrier for good."),
         #[cfg(feature = "next")]
         CommandSpec::new("rename-carrier", IdSource::Field("carrier_id"), "Renames an active carrier."),

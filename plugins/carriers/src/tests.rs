@@ -91,8 +91,10 @@ fn the_description_lists_every_command_and_event() {
     let info = Domain::info();
     assert_eq!(info.name, "carriers");
     let names: Vec<&str> = info.commands.iter().map(|(_, c)| c.name).collect();
-    assert_eq!(names, ["register-carrier", "change-carrier-email", "deactivate-carrier"]);
-    assert_eq!(info.event_types.len(), 3);
+    assert_eq!(names, ["deactivate-carrier", "register-carrier", "change-carrier-email"]);
+    assert!(info.commands.iter().all(|(aggregate, _)| aggregate == "carrier"));
+    assert_eq!(info.aggregates, ["carrier", "email-address"]);
+    assert_eq!(info.event_types.len(), 5);
 }
 
 #[test]
@@ -122,4 +124,71 @@ fn events_from_later_versions_are_skipped_when_folding() {
     .expect("folds");
     assert_eq!(state.name, "A");
     assert!(state.active);
+}
+
+mod registration {
+    use cairn_sdk::testing::given_streams;
+    use serde_json::json;
+
+    use crate::*;
+
+    #[test]
+    fn registering_reserves_the_email_in_the_same_unit_of_work() {
+        given_streams()
+            .when::<Registration>("c1", "register-carrier", json!({"name": "Acme", "email": " Ops@Acme.io "}))
+            .then_appended::<Carrier>(
+                "c1",
+                [CarrierEvent::CarrierRegistered {
+                    carrier_id: "c1".into(),
+                    name: "Acme".into(),
+                    email: "Ops@Acme.io".into(),
+                }],
+            )
+            .then_appended::<EmailAddress>("ops@acme.io", [EmailEvent::EmailReserved { carrier_id: "c1".into() }])
+            .then_streams_touched(2);
+    }
+
+    #[test]
+    fn an_email_held_by_another_carrier_is_rejected_naming_the_field() {
+        let rejection = given_streams()
+            .with::<EmailAddress>("ops@acme.io", [EmailEvent::EmailReserved { carrier_id: "c9".into() }])
+            .when::<Registration>("c1", "register-carrier", json!({"name": "Acme", "email": "ops@acme.io"}))
+            .then_rejected("email-taken");
+        assert_eq!(rejection.fields[0].field, "email");
+    }
+
+    #[test]
+    fn invalid_fields_are_still_reported_all_at_once() {
+        let rejection = given_streams()
+            .when::<Registration>("c1", "register-carrier", json!({"name": "", "email": "nope"}))
+            .then_rejected("validation-failed");
+        assert_eq!(rejection.fields.len(), 2);
+    }
+
+    #[test]
+    fn changing_the_email_moves_the_reservation() {
+        given_streams()
+            .with::<Carrier>(
+                "c1",
+                [CarrierEvent::CarrierRegistered { carrier_id: "c1".into(), name: "A".into(), email: "a@x.io".into() }],
+            )
+            .with::<EmailAddress>("a@x.io", [EmailEvent::EmailReserved { carrier_id: "c1".into() }])
+            .when::<Registration>("c1", "change-carrier-email", json!({"carrier_id": "c1", "email": "b@x.io"}))
+            .then_appended::<EmailAddress>("b@x.io", [EmailEvent::EmailReserved { carrier_id: "c1".into() }])
+            .then_appended::<EmailAddress>("a@x.io", [EmailEvent::EmailReleased { carrier_id: "c1".into() }])
+            .then_streams_touched(3);
+    }
+
+    #[test]
+    fn a_change_of_case_keeps_the_reservation() {
+        given_streams()
+            .with::<Carrier>(
+                "c1",
+                [CarrierEvent::CarrierRegistered { carrier_id: "c1".into(), name: "A".into(), email: "a@x.io".into() }],
+            )
+            .with::<EmailAddress>("a@x.io", [EmailEvent::EmailReserved { carrier_id: "c1".into() }])
+            .when::<Registration>("c1", "change-carrier-email", json!({"carrier_id": "c1", "email": "A@x.io"}))
+            .then_appended::<EmailAddress>("a@x.io", [])
+            .then_streams_touched(1);
+    }
 }

@@ -1,6 +1,6 @@
 //! Hostile test guest `overreach`: written against wit-bindgen directly (the SDK would not let
-//! it), it exports an aggregate plugin but imports `cairn:domain/event-store`, reading another
-//! domain's stream from `decide`. The host must refuse it at deploy, naming the import.
+//! it), it declares only an aggregate command yet imports `cairn:domain/event-store`, reading a
+//! stream from `decide`. The host must refuse it at deploy, naming the import.
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // wit-bindgen's generated glue
@@ -10,7 +10,8 @@ mod component {
     use cairn::domain::event_store;
     use cairn::domain::types::{NewEvent, RecordedEvent};
     use exports::cairn::domain::aggregate::{DecideError, DecideRequest, Guest as Aggregate};
-    use exports::cairn::domain::plugin::{AggregateId, CommandInfo, DomainInfo, Guest as Plugin};
+    use exports::cairn::domain::command_handler::{Guest as Handler, HandleError, HandleRequest};
+    use exports::cairn::domain::plugin::{AggregateId, CommandInfo, CommandKind, DomainInfo, Guest as Plugin};
 
     struct Overreach;
 
@@ -23,6 +24,7 @@ mod component {
                 aggregates: vec!["thief".into()],
                 commands: vec![CommandInfo {
                     name: "steal".into(),
+                    kind: CommandKind::Decide,
                     aggregate: "thief".into(),
                     id: AggregateId::Minted,
                     description: "Reads the carriers' streams.".into(),
@@ -41,6 +43,12 @@ mod component {
 
         fn fold(_aggregate: String, _id: String, _history: Vec<RecordedEvent>) -> Result<String, DecideError> {
             Ok("{}".into())
+        }
+    }
+
+    impl Handler for Overreach {
+        fn handle(request: HandleRequest) -> Result<(), HandleError> {
+            Err(HandleError::UnknownCommand(request.command))
         }
     }
 

@@ -1,8 +1,6 @@
 //! A plugin that traps, spins or breaks the contract fails only that command, with a clear
 //! problem; the host keeps serving it and every other domain, and nothing is appended.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
-
 use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, TestHost};
 use serde_json::json;
 

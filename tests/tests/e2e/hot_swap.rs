@@ -2,8 +2,6 @@
 //! activated, then rolled back to v1, all in the same process. No request fails, behaviour changes
 //! with each switch, and every event records the version that decided it.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

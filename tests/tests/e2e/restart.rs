@@ -1,7 +1,5 @@
 //! A restart of the host reads the same streams back and carries on from where it was.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
-
 use cairn_tests::{CARRIERS_COMPONENT, TestHost};
 use serde_json::json;
 

@@ -2,8 +2,6 @@
 //! naming the limit, nothing appended, and the host (and a well-behaved domain) still serving.
 //! The endless loop, memory growth and panic cases live in `faults.rs`.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
-
 use std::time::{Duration, Instant};
 
 use cairn_tests::{BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, FAULTY_COMPONENT, HOSTILE_COMPONENT, Reply, TestHost};

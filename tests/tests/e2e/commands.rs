@@ -1,7 +1,5 @@
 //! Commands over HTTP against the carriers domain: every status code of the command route.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
-
 use cairn_tests::{CARRIERS_COMPONENT, TestHost};
 use serde_json::json;
 

@@ -1,8 +1,6 @@
 //! `Idempotency-Key`: the same key and body replay the stored response and append nothing; the
 //! same key with another body is a 422. Holds across concurrent repeats and across restarts.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
-
 use cairn_tests::{CARRIERS_COMPONENT, TestHost};
 use serde_json::json;
 

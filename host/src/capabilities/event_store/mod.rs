@@ -1,0 +1,96 @@
+//! `cairn:domain/event-store` for command handlers: reads of the domain's own streams and
+//! appends buffered in a [`UnitOfWork`], which the engine commits atomically when the handler
+//! returns. Outside a `handle` call (in `describe`, `decide`, `fold`) there is no unit of work and
+//! every call answers `not-granted`.
+//!
+//! Host functions are synchronous (the plugin runs on a blocking thread); reads reach the async
+//! store through the runtime handle the engine captured.
+
+mod host;
+
+use std::sync::Arc;
+
+use crate::bindings::types::{NewEvent, RecordedEvent};
+use crate::store::{EventStore, ExpectedVersion, StoredEvent};
+
+/// Most events one `read-stream` call returns.
+pub const MAX_READ: u32 = 10_000;
+
+/// Appends buffered for one stream.
+#[derive(Debug, Clone)]
+pub struct BufferedAppend {
+    /// The stream.
+    pub stream: String,
+    /// Checked at commit.
+    pub expected: ExpectedVersion,
+    /// Version of the first buffered event.
+    pub first_version: u64,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// The reads and buffered appends of one `handle` call.
+pub struct UnitOfWork {
+    domain: String,
+    store: Arc<dyn EventStore>,
+    runtime: tokio::runtime::Handle,
+    max_events: usize,
+    pub(crate) appends: Vec<BufferedAppend>,
+    /// The stored head version of every stream this unit read.
+    pub(crate) seen: std::collections::HashMap<String, u64>,
+    /// The last store failure a read met, so the engine can answer 503 rather than blame the plugin.
+    pub(crate) store_failure: Option<String>,
+}
+
+impl UnitOfWork {
+    /// A unit of work over `domain`'s streams that may buffer at most `max_events` events.
+    pub fn new(domain: &str, store: Arc<dyn EventStore>, runtime: tokio::runtime::Handle, max_events: usize) -> Self {
+        Self {
+            domain: domain.to_string(),
+            store,
+            runtime,
+            max_events,
+            appends: Vec::new(),
+            seen: Default::default(),
+            store_failure: None,
+        }
+    }
+
+    /// The buffered appends, one per stream, in first-append order, and the stored version of
+    /// every stream the handler read.
+    pub fn into_parts(self) -> (Vec<BufferedAppend>, std::collections::HashMap<String, u64>) {
+        (self.appends, self.seen)
+    }
+
+    /// The store failure a read met, if any.
+    pub fn store_failure(&self) -> Option<&str> {
+        self.store_failure.as_deref()
+    }
+
+    fn stored(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<StoredEvent>, String> {
+        let events = self.runtime.block_on(self.store.read_stream(&self.domain, stream, from, max)).map_err(|e| e.0)?;
+        if let Some(last) = events.last() {
+            let seen = self.seen.entry(stream.to_string()).or_default();
+            *seen = (*seen).max(last.version);
+        } else if from == 1 {
+            self.seen.entry(stream.to_string()).or_default();
+        }
+        Ok(events)
+    }
+
+    fn buffered_count(&self) -> usize {
+        self.appends.iter().map(|a| a.events.len()).sum()
+    }
+}
+
+fn recorded(stream: &str, version: u64, event: &NewEvent) -> RecordedEvent {
+    RecordedEvent {
+        stream: stream.to_string(),
+        version,
+        global_position: 0,
+        event_type: event.event_type.clone(),
+        data: event.data.clone(),
+        metadata: "{\"uncommitted\":true}".to_string(),
+        recorded_at_micros: 0,
+    }
+}

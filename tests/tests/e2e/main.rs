@@ -1,0 +1,13 @@
+//! The end-to-end suites, one module per area (see `tests/README.md`), in one test binary.
+
+#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+
+mod commands;
+mod components;
+mod concurrency;
+mod faults;
+mod hostile;
+mod hot_swap;
+mod idempotency;
+mod restart;
+mod versions;
