@@ -6,9 +6,11 @@
 //!    (group commit).
 //! 3. `register-carrier` over HTTP on loopback: commands/s and p50/p99 latency with 1 and with
 //!    `--clients` concurrent clients.
-//! 4. Hot swap: the time from uploading v2 to v2 serving, and p99 command latency under load
+//! 4. A two-stream command handler (`register-carrier`: carrier + email reservation) against a
+//!    single-aggregate command, in the same host.
+//! 5. Hot swap: the time from uploading v2 to v2 serving, and p99 command latency under load
 //!    during the swap against the same load in steady state.
-//! 5. Isolation: p99 of `register-carrier` alone, and while another domain's plugin spins until
+//! 6. Isolation: p99 of `register-carrier` alone, and while another domain's plugin spins until
 //!    its deadline on every call.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16).
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(store_appends())?;
     runtime.block_on(http_commands(commands, clients))?;
+    runtime.block_on(handler_vs_aggregate(clients))?;
     runtime.block_on(hot_swap(clients))?;
     runtime.block_on(isolation(clients))?;
     Ok(())
@@ -234,6 +237,28 @@ async fn isolation(clients: usize) -> Result<()> {
     Ok(())
 }
 
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+async fn handler_vs_aggregate(clients: usize) -> Result<()> {
+    let host = TestHost::start(&[CARRIERS_COMPONENT, FAULTY_COMPONENT]).await?;
+    let window = Duration::from_millis(2000);
+    let record = Load { domain: "faulty", command: "record", body: |n| format!("{{\"id\":\"g{n}\"}}") };
+    let (single, _, single_p99, _) = run_load(&host, clients, Until::Deadline(Instant::now() + window), record).await?;
+    let (double, _, double_p99, _) =
+        run_load(&host, clients, Until::Deadline(Instant::now() + window), REGISTER).await?;
+    println!("\nCommand handler against aggregate command, {clients} clients, same host");
+    println!(
+        "  aggregate `record` (1 stream):                  {single:>8.0} commands/s   p99 {:>6.2} ms",
+        millis(single_p99)
+    );
+    println!(
+        "  handler `register-carrier` (2 streams, 2 reads): {double:>7.0} commands/s   p99 {:>6.2} ms",
+        millis(double_p99)
+    );
+    println!("  ratio:                                          {:>8.2}x", double / single);
+    Ok(())
+}
+
 /// When a load run stops.
 #[derive(Clone, Copy)]
 enum Until {
@@ -243,9 +268,35 @@ enum Until {
     Deadline(Instant),
 }
 
-/// Sends `register-carrier` from `clients` concurrent clients; returns (commands/s, p50, p99, count).
+/// What a load run sends: `POST /v1/domains/{domain}/commands/{command}` with `body(n)`.
+#[derive(Clone, Copy)]
+struct Load {
+    domain: &'static str,
+    command: &'static str,
+    body: fn(usize) -> String,
+}
+
+/// A fresh carrier (unique email) per request: the two-stream registration handler.
+const REGISTER: Load = Load {
+    domain: "carriers",
+    command: "register-carrier",
+    body: |n| PAYLOAD.replace("operations@", &format!("operations{n}@")),
+};
+
+/// Sends `load` from `clients` concurrent clients; returns (commands/s, p50, p99, count).
 async fn run_clients(host: &TestHost, clients: usize, until: Until) -> Result<(f64, Duration, Duration, usize)> {
-    let url = format!("{}/v1/domains/carriers/commands/register-carrier", host.base);
+    run_load(host, clients, until, REGISTER).await
+}
+
+async fn run_load(
+    host: &TestHost,
+    clients: usize,
+    until: Until,
+    load: Load,
+) -> Result<(f64, Duration, Duration, usize)> {
+    let url = format!("{}/v1/domains/{}/commands/{}", host.base, load.domain, load.command);
+    // Distinct ids across runs on one host.
+    let offset = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 10_000_000;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..clients {
@@ -259,8 +310,9 @@ async fn run_clients(host: &TestHost, clients: usize, until: Until) -> Result<(f
                 Until::Deadline(at) => Instant::now() < at,
             } {
                 n += clients;
+                let body = (load.body)(offset + n);
                 let sent = Instant::now();
-                let reply = http.post(&url).header("content-type", "application/json").body(PAYLOAD).send().await?;
+                let reply = http.post(&url).header("content-type", "application/json").body(body).send().await?;
                 anyhow::ensure!(reply.status() == 201, "a command failed: {}", reply.status());
                 reply.bytes().await?;
                 latencies.push(sent.elapsed());

@@ -6,6 +6,7 @@ mod commands;
 mod components;
 mod concurrency;
 mod faults;
+mod handlers;
 mod hostile;
 mod hot_swap;
 mod idempotency;
