@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use super::{calls, response};
 use crate::bindings::aggregate::DecideRequest;
 use crate::bindings::command_handler::HandleRequest;
-use crate::bindings::plugin::{AggregateId, CommandKind};
+use crate::bindings::plugin::{AggregateId, CommandInfo, CommandKind};
 use crate::bindings::types::{RecordedEvent, Rejection};
-use crate::capabilities::event_store::{BufferedAppend, UnitOfWork};
+use crate::capabilities::event_store::{BufferedAppend, UnitOfWork, uncommitted};
 use crate::registry::Registry;
 use crate::runtime::{Plugin, PluginFault};
 use crate::store::{
@@ -127,12 +127,22 @@ pub enum CommandError {
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A command of a batch failed; nothing of the batch was written.
+    #[error("command {index} of the batch (`{command}`) failed: {error}")]
+    BatchFailed {
+        /// 1-based position of the failing command.
+        index: usize,
+        /// Its name.
+        command: String,
+        /// Why it failed.
+        error: Box<CommandError>,
+    },
 }
 
 /// Runs commands against the active plugins and the event store.
 pub struct CommandEngine {
     registry: Arc<Registry>,
-    store: Arc<dyn EventStore>,
+    pub(super) store: Arc<dyn EventStore>,
     max_attempts: u32,
     budgets: calls::DomainBudgets,
 }
@@ -147,83 +157,30 @@ impl CommandEngine {
     /// Handles one command end to end: an aggregate's `decide` or a command handler's `handle`,
     /// as `describe` declares it.
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
-        let plugin =
-            self.registry.get(&request.domain).ok_or_else(|| CommandError::UnknownDomain(request.domain.clone()))?;
-        let command = plugin.command(&request.command).cloned().ok_or_else(|| CommandError::UnknownCommand {
-            domain: request.domain.clone(),
-            command: request.command.clone(),
-        })?;
+        let plugin = self.plugin(&request.domain)?;
+        let target = Target::resolve(&plugin, &request.domain, &request.command, &request.payload)?;
         let request_hash = hex::encode(Sha256::digest(format!("{}\n{}", request.command, request.payload)));
         if let Some(key) = &request.idempotency_key
             && let Some(stored) = self.store.idempotency_record(&request.domain, key).await?
         {
             return replay(stored, &request_hash);
         }
-        let aggregate_id = match &command.id {
-            AggregateId::Minted => uuid::Uuid::now_v7().to_string(),
-            AggregateId::Field(field) => aggregate_id_from(&request.payload, field)?,
-        };
-        let primary = format!("{}-{aggregate_id}", command.aggregate);
-        let command_id = uuid::Uuid::now_v7().to_string();
-        let metadata = serde_json::json!({
-            "plugin": { "domain": plugin.domain(), "version": plugin.version(), "digest": plugin.digest },
-            "command": request.command,
-            "command_id": command_id,
-            "correlation_id": request.correlation_id.as_deref().unwrap_or(&command_id),
-            "causation_id": command_id,
-        })
-        .to_string();
+        let metadata = metadata(&plugin, &request.command, request.correlation_id.as_deref());
         for _attempt in 0..self.max_attempts {
-            let attempt = match command.kind {
-                CommandKind::Decide => self.decide(&plugin, &command.aggregate, &aggregate_id, &request).await,
-                CommandKind::Handle => {
-                    self.run_handler(&plugin, &aggregate_id, &request).await.map(|(appends, seen)| {
-                        let version = seen.get(&primary).copied();
-                        (appends, version)
-                    })
-                }
-            };
-            let (appends, primary_version) = match attempt {
+            let (appends, primary_version) = match self.plan(&plugin, &target, &request, &[]).await {
                 Ok(planned) => planned,
                 // A concurrent twin with the same Idempotency-Key may have committed first and changed
                 // what this attempt saw: its stored answer is the answer.
                 Err(error @ CommandError::Rejected(_)) => return self.replay_or(&request, &request_hash, error).await,
                 Err(error) => return Err(error),
             };
-            let appends = appends
-                .into_iter()
-                .map(|mut a| {
-                    a.events = calls::check_events(&plugin, std::mem::take(&mut a.events))?;
-                    Ok(a)
-                })
-                .collect::<Result<Vec<_>, CommandError>>()?;
-            let total: usize = appends.iter().map(|a| a.events.len()).sum();
-            if total > plugin.limits.max_events_per_decision {
-                return Err(calls::too_many_events(&plugin, total));
-            }
-            let body = response::render(&primary, &aggregate_id, primary_version, &appends)?;
-            let status = response::status(&primary, &appends);
-            if total == 0 {
+            let body = response::render(&target.primary, &target.aggregate_id, primary_version, &appends)?;
+            let status = response::status(&target.primary, &appends);
+            if appends.is_empty() {
                 return Ok(CommandOutcome { status: 200, body, replayed: false });
             }
             let batch = AppendBatch {
-                streams: appends
-                    .into_iter()
-                    .map(|a| StreamAppend {
-                        domain: request.domain.clone(),
-                        stream: a.stream,
-                        expected: a.expected,
-                        events: a
-                            .events
-                            .into_iter()
-                            .map(|e| EventToAppend {
-                                event_type: e.event_type,
-                                data: e.data,
-                                metadata: metadata.clone(),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
+                streams: stream_appends(&request.domain, appends, &metadata),
                 idempotency: request.idempotency_key.as_ref().map(|key| IdempotencyRecord {
                     scope: request.domain.clone(),
                     key: key.clone(),
@@ -240,7 +197,51 @@ impl CommandEngine {
                 Err(AppendError::Invalid(message)) => return Err(calls::contract(&plugin, message)),
             }
         }
-        Err(CommandError::Conflict { stream: primary, attempts: self.max_attempts })
+        Err(CommandError::Conflict { stream: target.primary, attempts: self.max_attempts })
+    }
+
+    /// Attempts per command (or batch) before a conflict is final.
+    pub(super) fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The active plugin of `domain`.
+    pub(super) fn plugin(&self, domain: &str) -> Result<Arc<Plugin>, CommandError> {
+        self.registry.get(domain).ok_or_else(|| CommandError::UnknownDomain(domain.to_string()))
+    }
+
+    /// One attempt of one command, on top of what earlier commands of its batch appended
+    /// (`prior`): the checked appends it plans, and its primary stream's version.
+    pub(super) async fn plan(
+        &self,
+        plugin: &Arc<Plugin>,
+        target: &Target,
+        request: &CommandRequest,
+        prior: &[BufferedAppend],
+    ) -> Result<(Vec<BufferedAppend>, Option<u64>), CommandError> {
+        let (appends, primary_version) = match target.info.kind {
+            CommandKind::Decide => {
+                self.decide(plugin, &target.info.aggregate, &target.aggregate_id, request, prior).await?
+            }
+            CommandKind::Handle => {
+                let (appends, seen) = self.run_handler(plugin, &target.aggregate_id, request, prior).await?;
+                let version = seen.get(&target.primary).copied();
+                (appends, version)
+            }
+        };
+        let appends = appends
+            .into_iter()
+            .map(|mut a| {
+                a.events = calls::check_events(plugin, std::mem::take(&mut a.events))?;
+                Ok(a)
+            })
+            .filter(|a: &Result<BufferedAppend, CommandError>| a.as_ref().map_or(true, |a| !a.events.is_empty()))
+            .collect::<Result<Vec<_>, CommandError>>()?;
+        let total: usize = appends.iter().map(|a| a.events.len()).sum();
+        if total > plugin.limits.max_events_per_decision {
+            return Err(calls::too_many_events(plugin, total));
+        }
+        Ok((appends, primary_version))
     }
 
     /// `error`, unless a command with the same Idempotency-Key committed meanwhile.
@@ -266,9 +267,14 @@ impl CommandEngine {
         aggregate: &str,
         aggregate_id: &str,
         request: &CommandRequest,
+        prior: &[BufferedAppend],
     ) -> Result<(Vec<BufferedAppend>, Option<u64>), CommandError> {
         let stream = format!("{aggregate}-{aggregate_id}");
-        let history = self.store.read_stream(&request.domain, &stream, 1, u32::MAX).await?;
+        let mut history = self.store.read_stream(&request.domain, &stream, 1, u32::MAX).await?;
+        if let Some(earlier) = prior.iter().find(|a| a.stream == stream) {
+            let versions = earlier.first_version..;
+            history.extend(versions.zip(&earlier.events).map(|(v, e)| uncommitted(&request.domain, &stream, v, e)));
+        }
         let current = history.last().map_or(0, |e| e.version);
         let decide = DecideRequest {
             aggregate: aggregate.to_string(),
@@ -300,13 +306,15 @@ impl CommandEngine {
         plugin: &Arc<Plugin>,
         aggregate_id: &str,
         request: &CommandRequest,
+        prior: &[BufferedAppend],
     ) -> Result<(Vec<BufferedAppend>, HashMap<String, u64>), CommandError> {
         let unit = UnitOfWork::new(
             &request.domain,
             self.store.clone(),
             tokio::runtime::Handle::current(),
             plugin.limits.max_events_per_decision,
-        );
+        )
+        .with_prior(prior.to_vec());
         let handle = HandleRequest {
             command: request.command.clone(),
             aggregate_id: aggregate_id.to_string(),
@@ -319,7 +327,60 @@ impl CommandEngine {
     }
 }
 
-fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcome, CommandError> {
+/// What a command addresses: its declaration, the aggregate id and the primary stream.
+pub(super) struct Target {
+    pub(super) info: CommandInfo,
+    pub(super) aggregate_id: String,
+    pub(super) primary: String,
+}
+
+impl Target {
+    /// Finds the command and its aggregate id (minted now, or read from the payload).
+    pub(super) fn resolve(plugin: &Plugin, domain: &str, command: &str, payload: &str) -> Result<Self, CommandError> {
+        let info = plugin
+            .command(command)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownCommand { domain: domain.to_string(), command: command.to_string() })?;
+        let aggregate_id = match &info.id {
+            AggregateId::Minted => uuid::Uuid::now_v7().to_string(),
+            AggregateId::Field(field) => aggregate_id_from(payload, field)?,
+        };
+        let primary = format!("{}-{aggregate_id}", info.aggregate);
+        Ok(Self { info, aggregate_id, primary })
+    }
+}
+
+/// The metadata every event of one command carries.
+pub(super) fn metadata(plugin: &Plugin, command: &str, correlation_id: Option<&str>) -> String {
+    let command_id = uuid::Uuid::now_v7().to_string();
+    serde_json::json!({
+        "plugin": { "domain": plugin.domain(), "version": plugin.version(), "digest": plugin.digest },
+        "command": command,
+        "command_id": command_id,
+        "correlation_id": correlation_id.unwrap_or(&command_id),
+        "causation_id": command_id,
+    })
+    .to_string()
+}
+
+/// Planned appends as the store takes them, every event with `metadata`.
+pub(super) fn stream_appends(domain: &str, appends: Vec<BufferedAppend>, metadata: &str) -> Vec<StreamAppend> {
+    appends
+        .into_iter()
+        .map(|a| StreamAppend {
+            domain: domain.to_string(),
+            stream: a.stream,
+            expected: a.expected,
+            events: a
+                .events
+                .into_iter()
+                .map(|e| EventToAppend { event_type: e.event_type, data: e.data, metadata: metadata.to_string() })
+                .collect(),
+        })
+        .collect()
+}
+
+pub(super) fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcome, CommandError> {
     if stored.request_hash != request_hash {
         return Err(CommandError::IdempotencyKeyReused(stored.key));
     }

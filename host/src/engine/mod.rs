@@ -1,8 +1,10 @@
 //! The pipelines between HTTP and the runtime: today the command pipeline, for aggregate
 //! decisions and command handlers alike.
 
+pub mod batch;
 mod calls;
 pub mod command;
 mod response;
 
+pub use batch::BatchRequest;
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, Problem};
-use crate::engine::CommandRequest;
+use crate::engine::{BatchRequest, CommandRequest};
 
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -32,6 +32,65 @@ pub async fn send(
         response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// One command of a batch body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    command: String,
+    #[serde(default)]
+    payload: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// A batch body: `{"commands": [{"command": "...", "payload": {...}}, ...]}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    commands: Vec<BatchItem>,
+}
+
+/// `POST /v1/domains/{domain}/batch`: several commands, applied in order, all or nothing.
+pub async fn batch(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body.map_err(body_problem)?;
+    check_content_type(&headers)?;
+    let parsed: BatchBody = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-batch",
+            format!("The body must be {{\"commands\": [{{\"command\": \"...\", \"payload\": {{...}}}}]}}: {e}"),
+        )
+    })?;
+    let mut commands = Vec::with_capacity(parsed.commands.len());
+    for (i, item) in parsed.commands.into_iter().enumerate() {
+        let payload = item.payload.map_or_else(|| "{}".to_string(), |p| p.get().to_string());
+        if !payload.trim_start().starts_with('{') {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-batch",
+                format!("The payload of command {} must be a JSON object.", i + 1),
+            ));
+        }
+        commands.push((item.command, payload));
+    }
+    let idempotency_key = header_text(&headers, "idempotency-key", MAX_IDEMPOTENCY_KEY)?;
+    let correlation_id = header_text(&headers, "x-correlation-id", MAX_IDEMPOTENCY_KEY)?;
+    let outcome = state.engine.handle_batch(BatchRequest { domain, commands, idempotency_key, correlation_id }).await?;
+    Ok(respond(outcome))
+}
+
+fn respond(outcome: crate::engine::CommandOutcome) -> Response {
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], outcome.body).into_response();
+    if outcome.replayed {
+        response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    }
+    response
 }
 
 /// Maps a body that could not be read (too large, broken stream) to a problem.

@@ -81,6 +81,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(limiter, limits::rate_limit));
     let client = Router::new()
         .route("/v1/domains/{domain}/commands/{command}", post(commands::send))
+        .route("/v1/domains/{domain}/batch", post(commands::batch))
         .route("/v1/domains/{domain}/streams/{stream}", get(streams::read))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))

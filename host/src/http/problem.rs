@@ -130,6 +130,14 @@ impl From<CommandError> for Problem {
             E::PluginContract { .. } => {
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin-contract-violation", error.to_string())
             }
+            E::BatchFailed { index, command, error } => {
+                let inner = Problem::from(*error);
+                let detail = format!(
+                    "Command {index} of the batch (`{command}`) failed, so nothing was written: {}",
+                    inner.detail
+                );
+                Problem { detail, ..inner }.with("failed_index", index).with("failed_command", command)
+            }
             E::Store(cause) => {
                 tracing::error!(%cause, "event store failure");
                 Problem::new(

@@ -36,6 +36,8 @@ pub struct UnitOfWork {
     runtime: tokio::runtime::Handle,
     max_events: usize,
     pub(crate) appends: Vec<BufferedAppend>,
+    /// What earlier commands of the same batch appended.
+    prior: Vec<BufferedAppend>,
     /// The stored head version of every stream this unit read.
     pub(crate) seen: std::collections::HashMap<String, u64>,
     /// The last store failure a read met, so the engine can answer 503 rather than blame the plugin.
@@ -51,6 +53,7 @@ impl UnitOfWork {
             runtime,
             max_events,
             appends: Vec::new(),
+            prior: Vec::new(),
             seen: Default::default(),
             store_failure: None,
         }
@@ -67,8 +70,25 @@ impl UnitOfWork {
         self.store_failure.as_deref()
     }
 
+    /// Events earlier commands of the same batch appended (not committed yet): reads see them
+    /// after the stored ones, as if committed.
+    pub fn with_prior(mut self, prior: Vec<BufferedAppend>) -> Self {
+        self.prior = prior;
+        self
+    }
+
+    /// Stored events of `stream`, then what earlier commands of the batch appended to it.
     fn stored(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<StoredEvent>, String> {
-        let events = self.runtime.block_on(self.store.read_stream(&self.domain, stream, from, max)).map_err(|e| e.0)?;
+        let mut events =
+            self.runtime.block_on(self.store.read_stream(&self.domain, stream, from, max)).map_err(|e| e.0)?;
+        if let Some(prior) = self.prior.iter().find(|a| a.stream == stream) {
+            for (i, event) in prior.events.iter().enumerate() {
+                let version = prior.first_version + i as u64;
+                if version >= from && events.len() < max as usize {
+                    events.push(uncommitted(&self.domain, stream, version, event));
+                }
+            }
+        }
         if let Some(last) = events.last() {
             let seen = self.seen.entry(stream.to_string()).or_default();
             *seen = (*seen).max(last.version);
@@ -88,6 +108,20 @@ fn recorded(stream: &str, version: u64, event: &NewEvent) -> RecordedEvent {
         stream: stream.to_string(),
         version,
         global_position: 0,
+        event_type: event.event_type.clone(),
+        data: event.data.clone(),
+        metadata: "{\"uncommitted\":true}".to_string(),
+        recorded_at_micros: 0,
+    }
+}
+
+/// An event appended earlier in the same batch, as a read sees it before the commit.
+pub(crate) fn uncommitted(domain: &str, stream: &str, version: u64, event: &NewEvent) -> StoredEvent {
+    StoredEvent {
+        domain: domain.to_string(),
+        stream: stream.to_string(),
+        version,
+        position: 0,
         event_type: event.event_type.clone(),
         data: event.data.clone(),
         metadata: "{\"uncommitted\":true}".to_string(),
