@@ -29,6 +29,7 @@ pub struct RunningHost {
     addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    worker: JoinHandle<()>,
 }
 
 impl RunningHost {
@@ -40,14 +41,20 @@ impl RunningHost {
     /// Stops accepting connections, finishes in-flight requests, and releases the data directory.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.shutdown.send(());
-        self.task.await.context("the server task panicked")?.context("serving HTTP")
+        let served = self.task.await.context("the server task panicked")?.context("serving HTTP");
+        // A job cut off here stays `running` and is queued again at the next start; its
+        // idempotency key keeps it from being applied twice.
+        self.worker.abort();
+        let _ = self.worker.await;
+        served
     }
 
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(self) -> Result<()> {
-        let Self { task, shutdown, .. } = self;
+        let Self { task, shutdown, worker, .. } = self;
         let result = task.await.context("the server task panicked")?.context("serving HTTP");
         drop(shutdown);
+        worker.abort();
         result
     }
 }
@@ -57,6 +64,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     config.validate()?;
     let sqlite = Arc::new(store::sqlite::SqliteStore::open(&config.data_dir).await?);
     let store: Arc<dyn store::EventStore> = sqlite.clone();
+    let sqlite_queue: Arc<dyn store::CommandQueue> = sqlite.clone();
     let runtime = runtime::Runtime::new(
         config.limits.engine(),
         config.limits.policy(&config.domains),
@@ -68,8 +76,10 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
     let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue));
+    let commands = engine::AsyncCommands::new(engine.clone(), sqlite_queue, engine::QueueSettings::default());
+    let worker = tokio::spawn(commands.clone().work());
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
-    let app = http::app(http::AppState { engine, store, registry, admin }, &config.http_settings());
+    let app = http::app(http::AppState { engine, store, registry, admin, commands }, &config.http_settings());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -79,5 +89,5 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         let _ = stop.await;
     }));
     tracing::info!(%addr, data = %config.data_dir.display(), plugins = %config.plugins_dir.display(), "cairn is serving");
-    Ok(RunningHost { addr, shutdown, task })
+    Ok(RunningHost { addr, shutdown, task, worker })
 }

@@ -4,7 +4,9 @@
 pub mod batch;
 mod calls;
 pub mod command;
+pub mod queue;
 mod response;
 
 pub use batch::BatchRequest;
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
+pub use queue::{AsyncCommands, QueueSettings};

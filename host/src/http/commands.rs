@@ -12,10 +12,17 @@ use crate::engine::{BatchRequest, CommandRequest};
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
-/// Sends a command to a domain.
+/// `?not_before=<RFC 3339>` delays an asynchronous command.
+#[derive(Debug, serde::Deserialize)]
+pub struct SendQuery {
+    not_before: Option<String>,
+}
+
+/// Sends a command to a domain. With `Prefer: respond-async` it is stored and answered `202`.
 pub async fn send(
     State(state): State<AppState>,
     Path((domain, command)): Path<(String, String)>,
+    query: Result<axum::extract::Query<SendQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
@@ -24,14 +31,14 @@ pub async fn send(
     let payload = json_object(&body)?;
     let idempotency_key = header_text(&headers, "idempotency-key", MAX_IDEMPOTENCY_KEY)?;
     let correlation_id = header_text(&headers, "x-correlation-id", MAX_IDEMPOTENCY_KEY)?;
-    let outcome =
-        state.engine.handle(CommandRequest { domain, command, payload, idempotency_key, correlation_id }).await?;
-    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], outcome.body).into_response();
-    if outcome.replayed {
-        response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    let request = CommandRequest { domain, command, payload, idempotency_key, correlation_id };
+    let prefer = headers.get("prefer").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if prefer.split([',', ';']).any(|p| p.trim().eq_ignore_ascii_case("respond-async")) {
+        let axum::extract::Query(query) =
+            query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "invalid-query", e.body_text()))?;
+        return super::queued::submit(&state, request, query.not_before.as_deref()).await;
     }
-    Ok(response)
+    Ok(respond(state.engine.handle(request).await?))
 }
 
 /// One command of a batch body.

@@ -13,6 +13,7 @@ mod commands;
 mod health;
 mod limits;
 mod problem;
+mod queued;
 pub mod server;
 mod streams;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The admin API's state.
     pub admin: AdminState,
+    /// Asynchronous and delayed commands.
+    pub commands: Arc<crate::engine::AsyncCommands>,
 }
 
 /// The request id header, set on every request that lacks one and echoed on every response.
@@ -75,6 +78,9 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/plugins", post(admin::deploy).layer(body_limit(upload_limit, "component-too-large")))
         .route("/domains", get(admin::domains))
         .route("/domains/{domain}/versions", get(admin::versions))
+        .route("/dead-letters", get(queued::dead_letters))
+        .route("/dead-letters/{id}", axum::routing::delete(queued::discard))
+        .route("/dead-letters/{id}/retry", post(queued::retry))
         .route("/domains/{domain}/activate", post(admin::activate).layer(body_limit(max_body, "body-too-large")))
         .route("/domains/{domain}/rollback", post(admin::rollback).layer(body_limit(max_body, "body-too-large")))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::authorize))
@@ -82,6 +88,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
     let client = Router::new()
         .route("/v1/domains/{domain}/commands/{command}", post(commands::send))
         .route("/v1/domains/{domain}/batch", post(commands::batch))
+        .route("/v1/commands/{id}", get(queued::status))
         .route("/v1/domains/{domain}/streams/{stream}", get(streams::read))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))

@@ -5,14 +5,17 @@
 //! optional idempotency record, committed atomically or not at all.
 
 pub mod plugins;
+pub mod queue;
 pub mod sqlite;
 mod sqlite_plugins;
+mod sqlite_queue;
 #[cfg(test)]
 mod sqlite_tests;
 
 use async_trait::async_trait;
 
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
+pub use self::queue::{CommandQueue, QueuedCommand};
 
 /// What an appender expects a stream's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

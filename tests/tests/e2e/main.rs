@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
+mod async_commands;
 mod batches;
 mod commands;
 mod components;
