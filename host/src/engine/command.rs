@@ -17,13 +17,12 @@ use super::{calls, response};
 use crate::bindings::aggregate::DecideRequest;
 use crate::bindings::command_handler::HandleRequest;
 use crate::bindings::plugin::{AggregateId, CommandInfo, CommandKind};
-use crate::bindings::types::{RecordedEvent, Rejection};
-use crate::capabilities::event_store::{BufferedAppend, UnitOfWork, uncommitted};
+use crate::bindings::types::Rejection;
+use crate::capabilities::event_store::{BufferedAppend, UnitOfWork, recorded_event, uncommitted};
 use crate::registry::Registry;
 use crate::runtime::{Plugin, PluginFault};
 use crate::store::{
-    AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StoredEvent,
-    StreamAppend,
+    AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StreamAppend,
 };
 
 /// Longest aggregate id accepted from a payload.
@@ -404,16 +403,4 @@ fn aggregate_id_from(payload: &str, field: &str) -> Result<String, CommandError>
         return Err(bad("The id must be 1 to 128 characters, without control characters"));
     }
     Ok(id)
-}
-
-pub(crate) fn recorded_event(e: StoredEvent) -> RecordedEvent {
-    RecordedEvent {
-        stream: e.stream,
-        version: e.version,
-        global_position: e.position,
-        event_type: e.event_type,
-        data: e.data,
-        metadata: e.metadata,
-        recorded_at_micros: e.recorded_at_micros,
-    }
 }

@@ -133,7 +133,8 @@ async fn fold_one(
         .cloned()
         .ok_or_else(|| format!("no aggregate of version {} owns this stream", candidate.version()))?;
     let id = stream[aggregate.len() + 1..].to_string();
-    let history: Vec<RecordedEvent> = history.into_iter().map(crate::engine::command::recorded_event).collect();
+    let history: Vec<RecordedEvent> =
+        history.into_iter().map(crate::capabilities::event_store::recorded_event).collect();
     let plugin = candidate.clone();
     let outcome = tokio::task::spawn_blocking(move || plugin.fold(&aggregate, &id, &history))
         .await

@@ -34,7 +34,8 @@ impl Host for HostState {
             unit.store_failure = Some(e.clone());
             StoreError::Unavailable(e)
         })?;
-        let mut events: Vec<RecordedEvent> = stored.into_iter().map(crate::engine::command::recorded_event).collect();
+        let mut events: Vec<RecordedEvent> =
+            stored.into_iter().map(crate::capabilities::event_store::recorded_event).collect();
         // Read your own writes: what this unit appended comes after what is stored.
         if let Some(buffered) = unit.appends.iter().find(|a| a.stream == stream) {
             for (i, event) in buffered.events.iter().enumerate() {

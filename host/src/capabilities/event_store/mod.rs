@@ -128,3 +128,16 @@ pub(crate) fn uncommitted(domain: &str, stream: &str, version: u64, event: &NewE
         recorded_at_micros: 0,
     }
 }
+
+/// A stored event as the WIT contract hands it to a plugin.
+pub(crate) fn recorded_event(e: StoredEvent) -> RecordedEvent {
+    RecordedEvent {
+        stream: e.stream,
+        version: e.version,
+        global_position: e.position,
+        event_type: e.event_type,
+        data: e.data,
+        metadata: e.metadata,
+        recorded_at_micros: e.recorded_at_micros,
+    }
+}
