@@ -43,9 +43,9 @@ pub(super) async fn decide_off_executor(
     }
 }
 
-/// Enforces the contract on what a decision returned: caps first (before any parsing), then
-/// declared types and valid JSON.
-pub(super) fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, CommandError> {
+/// Enforces the contract on one stream's new events: the size cap first (before any parsing),
+/// then declared types and valid JSON. The count is capped once per command by the caller.
+pub(super) fn check_events(plugin: &Plugin, events: &[NewEvent]) -> Result<(), CommandError> {
     let limits = &plugin.limits;
     let exceeded = |limit, message| CommandError::LimitExceeded {
         domain: plugin.domain().to_string(),
@@ -53,10 +53,6 @@ pub(super) fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec
         limit,
         message,
     };
-    if events.len() > limits.max_events_per_decision {
-        let message = format!("it returned {} events; the cap is {}", events.len(), limits.max_events_per_decision);
-        return Err(exceeded(limit_names::EVENTS, message));
-    }
     if let Some(event) = events.iter().find(|e| e.data.len() > limits.max_event_bytes) {
         let message = format!(
             "it returned a {} byte `{}` event; the cap is {} bytes",
@@ -66,7 +62,7 @@ pub(super) fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec
         );
         return Err(exceeded(limit_names::EVENT_BYTES, message));
     }
-    for event in &events {
+    for event in events {
         if !plugin.declares_event(&event.event_type) {
             return Err(contract(plugin, format!("returned the undeclared event type `{}`", event.event_type)));
         }
@@ -74,7 +70,7 @@ pub(super) fn check_events(plugin: &Plugin, events: Vec<NewEvent>) -> Result<Vec
             return Err(contract(plugin, format!("returned a `{}` event whose data is not JSON", event.event_type)));
         }
     }
-    Ok(events)
+    Ok(())
 }
 
 pub(super) fn too_many_events(plugin: &Plugin, count: usize) -> CommandError {

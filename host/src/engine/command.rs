@@ -228,18 +228,15 @@ impl CommandEngine {
                 (appends, version)
             }
         };
-        let appends = appends
-            .into_iter()
-            .map(|mut a| {
-                a.events = calls::check_events(plugin, std::mem::take(&mut a.events))?;
-                Ok(a)
-            })
-            .filter(|a: &Result<BufferedAppend, CommandError>| a.as_ref().map_or(true, |a| !a.events.is_empty()))
-            .collect::<Result<Vec<_>, CommandError>>()?;
+        // Caps before any parsing: the count over all streams, then each event's size and shape.
         let total: usize = appends.iter().map(|a| a.events.len()).sum();
         if total > plugin.limits.max_events_per_decision {
             return Err(calls::too_many_events(plugin, total));
         }
+        for append in &appends {
+            calls::check_events(plugin, &append.events)?;
+        }
+        let appends: Vec<BufferedAppend> = appends.into_iter().filter(|a| !a.events.is_empty()).collect();
         Ok((appends, primary_version))
     }
 
