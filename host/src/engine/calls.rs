@@ -78,7 +78,7 @@ pub(super) fn too_many_events(plugin: &Plugin, count: usize) -> CommandError {
         domain: plugin.domain().to_string(),
         version: plugin.version().to_string(),
         limit: limit_names::EVENTS,
-        message: format!("it appended {count} events; the cap is {}", plugin.limits.max_events_per_decision),
+        message: format!("it returned {count} events; the cap is {}", plugin.limits.max_events_per_decision),
     }
 }
 

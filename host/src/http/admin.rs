@@ -104,16 +104,8 @@ pub async fn deploy(
     }
     let mode = if query.activate == Some(false) { ActivateMode::No } else { ActivateMode::Yes };
     let report = registry.deploy(body.to_vec(), mode).await?;
-    let description = registry.history(&report.domain).await.ok().and_then(|(versions, _)| {
-        versions
-            .into_iter()
-            .find(|v| v.digest == report.digest)
-            .and_then(|v| serde_json::from_str::<Value>(&v.description).ok())
-    });
     let status = if report.newly_stored { StatusCode::CREATED } else { StatusCode::OK };
-    let mut body = serde_json::to_value(&report).unwrap_or_default();
-    body["describe"] = description.unwrap_or(Value::Null);
-    Ok((status, Json(body)).into_response())
+    Ok((status, Json(report)).into_response())
 }
 
 /// `GET /admin/v1/domains`: every domain with its active version.
@@ -178,7 +170,7 @@ pub async fn activate(
     };
     let registry = &state.admin.registry;
     let expected = match target.expected_active {
-        Some(expected) => Some(resolve_digest(registry, &domain, &expected).await?),
+        Some(expected) => Some(registry.find_version(&domain, &expected).await?.digest),
         None => None,
     };
     let (activation, replay) = registry.activate(&domain, &selector, expected.as_deref()).await?;
@@ -202,13 +194,6 @@ pub async fn rollback(
     let registry = &state.admin.registry;
     let activation = registry.rollback(&domain, target.version.as_deref()).await?;
     Ok(Json(json!({ "activation": activation, "version": registry.get(&domain).map(|p| p.version().to_string()) })))
-}
-
-async fn resolve_digest(registry: &Registry, domain: &str, selector: &str) -> Result<String, Problem> {
-    let (versions, _) = registry.history(domain).await?;
-    versions.into_iter().find(|v| v.version == selector || v.digest == selector).map(|v| v.digest).ok_or_else(|| {
-        RegistryError::UnknownVersion { domain: domain.to_string(), selector: selector.to_string() }.into()
-    })
 }
 
 fn activation_json(a: &Activation, version: Option<String>, previous_version: Option<String>) -> Value {

@@ -134,6 +134,8 @@ pub struct DeployReport {
     pub active: bool,
     /// The shadow replay against the domain's streams.
     pub replay: ReplayReport,
+    /// What the version's `describe` reported.
+    pub describe: serde_json::Value,
 }
 
 /// The active plugin of every domain, and the operations that change it.
@@ -237,12 +239,13 @@ impl Registry {
         self.remember(&plugin);
         let domain = plugin.domain().to_string();
         let expected = self.get(&domain).map(|p| p.digest.clone());
+        let describe = plugin.description();
         let record = PluginVersion {
             digest: plugin.digest.clone(),
             domain: domain.clone(),
             version: plugin.version().to_string(),
             size: bytes.len() as u64,
-            description: plugin.description_json(),
+            description: describe.to_string(),
             uploaded_at_micros: crate::store::now_micros(),
         };
         let newly_stored = self.plugins.save_version(&record, &bytes).await? == SaveOutcome::Saved;
@@ -266,6 +269,7 @@ impl Registry {
             newly_stored,
             active: wanted || already_active,
             replay,
+            describe,
         })
     }
 
@@ -313,7 +317,8 @@ impl Registry {
         self.switch(plugin, current.as_deref(), "rollback").await
     }
 
-    async fn find_version(&self, domain: &str, selector: &str) -> Result<PluginVersion, RegistryError> {
+    /// A stored version of `domain` by semantic version, digest, or a digest prefix of 12+ characters.
+    pub async fn find_version(&self, domain: &str, selector: &str) -> Result<PluginVersion, RegistryError> {
         let versions = self.plugins.versions(domain).await?;
         if versions.is_empty() {
             return Err(RegistryError::UnknownDomain(domain.to_string()));

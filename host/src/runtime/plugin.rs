@@ -312,9 +312,4 @@ impl Plugin {
             "capabilities": info.capabilities,
         })
     }
-
-    /// [`Plugin::description`] as JSON text.
-    pub fn description_json(&self) -> String {
-        self.description().to_string()
-    }
 }
