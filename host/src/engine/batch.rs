@@ -6,10 +6,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::command::{CommandEngine, Target, metadata, replay, stream_appends};
+use super::command::{CommandEngine, Target, metadata, stream_appends};
 use super::{CommandError, CommandOutcome, CommandRequest, response};
 use crate::capabilities::event_store::BufferedAppend;
-use crate::store::{AppendBatch, AppendError, IdempotencyRecord, StreamAppend};
+use crate::store::StreamAppend;
 
 /// Most commands in one batch.
 pub const MAX_BATCH: usize = 100;
@@ -64,10 +64,9 @@ impl CommandEngine {
             .collect::<Result<Vec<_>, _>>()?;
         let request_hash =
             hex::encode(Sha256::digest(serde_json::to_string(&batch.commands).unwrap_or_default().as_bytes()));
-        if let Some(key) = &batch.idempotency_key
-            && let Some(stored) = self.store.idempotency_record(&batch.domain, key).await?
+        if let Some(answer) = self.stored_answer(&batch.domain, batch.idempotency_key.as_deref(), &request_hash).await?
         {
-            return replay(stored, &request_hash);
+            return answer;
         }
         let metadata: Vec<String> =
             batch.commands.iter().map(|(name, _)| metadata(&plugin, name, batch.correlation_id.as_deref())).collect();
@@ -101,22 +100,10 @@ impl CommandEngine {
             if streams.is_empty() {
                 return Ok(CommandOutcome { status: 200, body, replayed: false });
             }
-            let unit = AppendBatch {
-                streams,
-                idempotency: batch.idempotency_key.as_ref().map(|key| IdempotencyRecord {
-                    scope: batch.domain.clone(),
-                    key: key.clone(),
-                    request_hash: request_hash.clone(),
-                    status: 200,
-                    response: body.clone(),
-                }),
-            };
-            match self.store.append(unit).await {
-                Ok(_) => return Ok(CommandOutcome { status: 200, body, replayed: false }),
-                Err(AppendError::WrongExpectedVersion { .. }) => continue,
-                Err(AppendError::DuplicateIdempotencyKey(stored)) => return replay(stored, &request_hash),
-                Err(AppendError::Store(e)) => return Err(CommandError::Store(e)),
-                Err(AppendError::Invalid(message)) => return Err(super::calls::contract(&plugin, message)),
+            let outcome = CommandOutcome { status: 200, body, replayed: false };
+            let key = batch.idempotency_key.as_deref();
+            if let Some(done) = self.commit(&plugin, &batch.domain, streams, key, &request_hash, outcome).await {
+                return done;
             }
         }
         Err(CommandError::Conflict {

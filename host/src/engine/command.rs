@@ -141,7 +141,7 @@ pub enum CommandError {
 /// Runs commands against the active plugins and the event store.
 pub struct CommandEngine {
     registry: Arc<Registry>,
-    pub(super) store: Arc<dyn EventStore>,
+    store: Arc<dyn EventStore>,
     max_attempts: u32,
     budgets: calls::DomainBudgets,
 }
@@ -159,10 +159,10 @@ impl CommandEngine {
         let plugin = self.plugin(&request.domain)?;
         let target = Target::resolve(&plugin, &request.domain, &request.command, &request.payload)?;
         let request_hash = hex::encode(Sha256::digest(format!("{}\n{}", request.command, request.payload)));
-        if let Some(key) = &request.idempotency_key
-            && let Some(stored) = self.store.idempotency_record(&request.domain, key).await?
+        if let Some(answer) =
+            self.stored_answer(&request.domain, request.idempotency_key.as_deref(), &request_hash).await?
         {
-            return replay(stored, &request_hash);
+            return answer;
         }
         let metadata = metadata(&plugin, &request.command, request.correlation_id.as_deref());
         for _attempt in 0..self.max_attempts {
@@ -178,25 +178,44 @@ impl CommandEngine {
             if appends.is_empty() {
                 return Ok(CommandOutcome { status: 200, body, replayed: false });
             }
-            let batch = AppendBatch {
-                streams: stream_appends(&request.domain, appends, &metadata),
-                idempotency: request.idempotency_key.as_ref().map(|key| IdempotencyRecord {
-                    scope: request.domain.clone(),
-                    key: key.clone(),
-                    request_hash: request_hash.clone(),
-                    status,
-                    response: body.clone(),
-                }),
-            };
-            match self.store.append(batch).await {
-                Ok(_) => return Ok(CommandOutcome { status, body, replayed: false }),
-                Err(AppendError::WrongExpectedVersion { .. }) => continue,
-                Err(AppendError::DuplicateIdempotencyKey(stored)) => return replay(stored, &request_hash),
-                Err(AppendError::Store(e)) => return Err(CommandError::Store(e)),
-                Err(AppendError::Invalid(message)) => return Err(calls::contract(&plugin, message)),
+            let streams = stream_appends(&request.domain, appends, &metadata);
+            let outcome = CommandOutcome { status, body, replayed: false };
+            let key = request.idempotency_key.as_deref();
+            if let Some(done) = self.commit(&plugin, &request.domain, streams, key, &request_hash, outcome).await {
+                return done;
             }
         }
         Err(CommandError::Conflict { stream: target.primary, attempts: self.max_attempts })
+    }
+
+    /// Commits a unit of work whose answer is `outcome`, storing that answer under `key` in the
+    /// same transaction. `None` when a stream moved meanwhile: the caller attempts again.
+    pub(super) async fn commit(
+        &self,
+        plugin: &Plugin,
+        domain: &str,
+        streams: Vec<StreamAppend>,
+        key: Option<&str>,
+        request_hash: &str,
+        outcome: CommandOutcome,
+    ) -> Option<Result<CommandOutcome, CommandError>> {
+        let batch = AppendBatch {
+            streams,
+            idempotency: key.map(|key| IdempotencyRecord {
+                scope: domain.to_string(),
+                key: key.to_string(),
+                request_hash: request_hash.to_string(),
+                status: outcome.status,
+                response: outcome.body.clone(),
+            }),
+        };
+        match self.store.append(batch).await {
+            Ok(_) => Some(Ok(outcome)),
+            Err(AppendError::WrongExpectedVersion { .. }) => None,
+            Err(AppendError::DuplicateIdempotencyKey(stored)) => Some(replay(stored, request_hash)),
+            Err(AppendError::Store(e)) => Some(Err(CommandError::Store(e))),
+            Err(AppendError::Invalid(message)) => Some(Err(calls::contract(plugin, message))),
+        }
     }
 
     /// Attempts per command (or batch) before a conflict is final.
@@ -247,12 +266,21 @@ impl CommandEngine {
         request_hash: &str,
         error: CommandError,
     ) -> Result<CommandOutcome, CommandError> {
-        if let Some(key) = &request.idempotency_key
-            && let Some(stored) = self.store.idempotency_record(&request.domain, key).await?
-        {
-            return replay(stored, request_hash);
+        match self.stored_answer(&request.domain, request.idempotency_key.as_deref(), request_hash).await? {
+            Some(answer) => answer,
+            None => Err(error),
         }
-        Err(error)
+    }
+
+    /// The answer stored under an Idempotency-Key (replayed, or refused for another request).
+    pub(super) async fn stored_answer(
+        &self,
+        domain: &str,
+        key: Option<&str>,
+        request_hash: &str,
+    ) -> Result<Option<Result<CommandOutcome, CommandError>>, CommandError> {
+        let Some(key) = key else { return Ok(None) };
+        Ok(self.store.idempotency_record(domain, key).await?.map(|stored| replay(stored, request_hash)))
     }
 
     /// One attempt of an aggregate command: load the stream, decide, plan the append. Returns the
@@ -376,7 +404,7 @@ pub(super) fn stream_appends(domain: &str, appends: Vec<BufferedAppend>, metadat
         .collect()
 }
 
-pub(super) fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcome, CommandError> {
+fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcome, CommandError> {
     if stored.request_hash != request_hash {
         return Err(CommandError::IdempotencyKeyReused(stored.key));
     }
