@@ -43,6 +43,7 @@ fn main() {
     let examples = out.join("example-plugins");
     std::fs::create_dir_all(&components).expect("creating components dir");
     std::fs::create_dir_all(&examples).expect("creating example-plugins");
+    ensure_wasm_target();
 
     // Plain builds together (one cargo run), then each feature build on its own: they write the
     // same file name, so each output is copied away before the next build.
@@ -85,6 +86,22 @@ fn main() {
     for dir in ["sdk", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+}
+
+/// rustup installs `rust-toolchain.toml`'s targets with the toolchain, but not into a toolchain
+/// that was already installed without them: add the wasm target when the sysroot lacks it.
+fn ensure_wasm_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().expect("running rustc --print sysroot");
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib/wasm32-wasip2").exists() {
+        return;
+    }
+    let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed; run it by hand"
+    );
 }
 
 fn cargo_build<'a>(root: &Path, target_dir: &Path, packages: impl IntoIterator<Item = &'a str>, features: &str) {

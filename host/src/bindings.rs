@@ -11,6 +11,5 @@ mod generated {
     });
 }
 
-pub use generated::cairn::domain::{event_store, log, types};
-pub use generated::exports::cairn::domain::{aggregate, command_handler, plugin};
-pub use generated::{DomainPlugin, DomainPluginPre};
+pub use generated::cairn::domain::{event_store, log, read_model, types};
+pub use generated::exports::cairn::domain::{aggregate, command_handler, plugin, projector, query};

@@ -4,3 +4,4 @@
 
 pub mod event_store;
 pub mod log;
+pub mod read_model;

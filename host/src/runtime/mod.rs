@@ -3,6 +3,7 @@
 //! and [`Plugin`]: one loaded, pre-instantiated plugin version. Knows nothing of HTTP or SQL.
 
 mod compile_cache;
+mod describe;
 mod limits;
 mod plugin;
 mod state;
@@ -19,9 +20,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use self::limits::{EngineLimits, Limits, LimitsPolicy, names as limit_names};
-pub use self::plugin::{FaultKind, Plugin, PluginFault};
+pub use self::plugin::{FaultKind, Grants, Plugin, PluginFault};
 pub use self::state::HostState;
-use crate::bindings::DomainPluginPre;
 
 /// How often the epoch ticks; deadlines are rounded up to whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -92,6 +92,11 @@ impl Runtime {
             |s| s,
         )
         .map_err(anyhow::Error::from)?;
+        crate::bindings::read_model::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(anyhow::Error::from)?;
         let cache = compile_cache::CompileCache::new(&engine, cache_dir)?;
         let ticker = EpochTicker::start(engine.clone());
         let enforce = engine_limits.enforce;
@@ -122,10 +127,10 @@ impl Runtime {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             LoadError::Link(format!("it imports something Cairn does not provide to domain plugins: {e:#}"))
         })?;
-        let pre = DomainPluginPre::new(pre).map_err(|e| {
+        let exports = plugin::Exports::find(&pre).map_err(|e| {
             LoadError::World(format!("it does not export the `cairn:domain/domain-plugin` world: {e:#}"))
         })?;
-        Plugin::new(self.clone(), digest, pre, imports)
+        Plugin::new(self.clone(), digest, pre, exports, imports)
     }
 
     fn deadline_ticks(deadline: Duration) -> u64 {

@@ -6,15 +6,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use wasmtime::Store;
 
+use wasmtime::component::{Instance, InstancePre};
+
+use super::describe::validate;
 use super::{HostState, Limits, LoadError, Runtime, limit_names};
-use crate::bindings::plugin::{AggregateId, CommandInfo, CommandKind, DomainInfo};
+use crate::bindings::plugin::{CommandInfo, CommandKind, DomainInfo};
+use crate::bindings::projector::{ProjectFailure, ProjectionInfo};
+use crate::bindings::query::{QueryError, QueryInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
-use crate::bindings::{DomainPluginPre, aggregate, command_handler};
+use crate::bindings::{aggregate, command_handler, plugin, projector, query};
 use crate::capabilities::event_store::UnitOfWork;
 use crate::capabilities::log::LogContext;
+use crate::capabilities::read_model::ReadAccess;
 
 /// A loaded plugin version. Cheap to share; immutable.
 pub struct Plugin {
@@ -25,10 +31,50 @@ pub struct Plugin {
     pub info: DomainInfo,
     /// The limits its calls run under (its domain's).
     pub limits: Limits,
+    /// The projections it maintains (none for a plugin without a `projector` export).
+    pub projections: Vec<ProjectionInfo>,
+    /// The queries it answers (none for a plugin without a `query` export).
+    pub queries: Vec<QueryInfo>,
     /// Its domain's scratch directory, when it asked for the `scratch` capability.
     scratch: Option<PathBuf>,
-    pre: DomainPluginPre<HostState>,
+    pre: InstancePre<HostState>,
+    exports: Exports,
 }
+
+/// Where the world's exports are in the component, found once at load. `projector` and `query`
+/// are optional: components built against `cairn:domain@0.1.0` do not have them.
+pub(super) struct Exports {
+    plugin: plugin::GuestIndices,
+    aggregate: aggregate::GuestIndices,
+    handler: command_handler::GuestIndices,
+    projector: Option<projector::GuestIndices>,
+    query: Option<query::GuestIndices>,
+}
+
+impl Exports {
+    pub(super) fn find(pre: &InstancePre<HostState>) -> wasmtime::Result<Self> {
+        Ok(Self {
+            plugin: plugin::GuestIndices::new(pre)?,
+            aggregate: aggregate::GuestIndices::new(pre)?,
+            handler: command_handler::GuestIndices::new(pre)?,
+            projector: projector::GuestIndices::new(pre).ok(),
+            query: query::GuestIndices::new(pre).ok(),
+        })
+    }
+}
+
+/// What a call may use beyond `log`, handed to the call and back after it: a command handler's
+/// unit of work, a projector's or a query's read-model access.
+#[derive(Default)]
+pub struct Grants {
+    /// The event store of a `handle` call.
+    pub unit: Option<UnitOfWork>,
+    /// The read model of a `project` or `run` call.
+    pub read: Option<ReadAccess>,
+}
+
+/// The body of a plugin call: the store, the fresh instance and where its exports are.
+type CallBody<'a, R> = Box<dyn FnOnce(&mut Store<HostState>, &Instance, &Exports) -> wasmtime::Result<R> + 'a>;
 
 /// Capabilities a plugin may ask for in `describe`, beyond its role's imports.
 pub const GRANTABLE: &[&str] = &["scratch"];
@@ -68,7 +114,8 @@ impl Plugin {
     pub(super) fn new(
         runtime: Arc<Runtime>,
         digest: String,
-        pre: DomainPluginPre<HostState>,
+        pre: InstancePre<HostState>,
+        exports: Exports,
         imports: Vec<String>,
     ) -> Result<Arc<Self>, LoadError> {
         let unknown = DomainInfo {
@@ -81,15 +128,33 @@ impl Plugin {
             capabilities: vec![],
         };
         let limits = runtime.policy.defaults.clone();
-        let mut plugin = Self { runtime, digest, info: unknown, limits, scratch: None, pre };
+        let mut plugin = Self {
+            runtime,
+            digest,
+            info: unknown,
+            limits,
+            projections: vec![],
+            queries: vec![],
+            scratch: None,
+            pre,
+            exports,
+        };
         let info = plugin
-            .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
+            .call("describe", |store, instance, exports| exports.plugin.load(&mut *store, instance)?.call_describe(store))
             .map_err(|fault| LoadError::Describe(format!("`describe` did not answer: {}", fault.message)))?;
-        validate(&info).map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
+        plugin.load_read_side()?;
+        validate(&info, &plugin.projections, &plugin.queries)
+            .map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
         let handles = info.commands.iter().any(|c| c.kind == CommandKind::Handle);
         if let Some(import) = imports.iter().find(|i| i.starts_with("cairn:domain/event-store")).filter(|_| !handles) {
             return Err(LoadError::Link(format!(
                 "it imports `{import}`, which only command handlers are granted, and declares no `handle` command"
+            )));
+        }
+        let reads = !plugin.projections.is_empty() || !plugin.queries.is_empty();
+        if let Some(import) = imports.iter().find(|i| i.starts_with("cairn:domain/read-model")).filter(|_| !reads) {
+            return Err(LoadError::Link(format!(
+                "it imports `{import}`, which only projectors and queries are granted, and declares neither"
             )));
         }
         plugin.limits = plugin.runtime.limits_for(&info.name).clone();
@@ -105,7 +170,7 @@ impl Plugin {
         // Instantiate once more under the domain's own limits: a plugin whose initial memory
         // exceeds its cap is refused now, not on its first command.
         plugin
-            .call("describe", |store, instance| instance.cairn_domain_plugin().call_describe(store))
+            .call("describe", |store, instance, exports| exports.plugin.load(&mut *store, instance)?.call_describe(store))
             .map_err(|fault| LoadError::Describe(format!("it cannot run under its limits: {}", fault.message)))?;
         Ok(Arc::new(plugin))
     }
@@ -135,7 +200,9 @@ impl Plugin {
         &self,
         request: &aggregate::DecideRequest,
     ) -> Result<Result<Vec<NewEvent>, aggregate::DecideError>, PluginFault> {
-        self.call("decide", |store, instance| instance.cairn_domain_aggregate().call_decide(store, request))
+        self.call("decide", |store, instance, exports| {
+            exports.aggregate.load(&mut *store, instance)?.call_decide(store, request)
+        })
     }
 
     /// Calls `handle` on a fresh instance with `unit` as its event store; gives the unit back
@@ -145,9 +212,13 @@ impl Plugin {
         request: &command_handler::HandleRequest,
         unit: UnitOfWork,
     ) -> (Result<Result<(), command_handler::HandleError>, PluginFault>, Option<UnitOfWork>) {
-        self.call_with("handle", Some(unit), |store, instance| {
-            instance.cairn_domain_command_handler().call_handle(store, request)
-        })
+        let grants = Grants { unit: Some(unit), read: None };
+        let (result, grants) = self.call_with(
+            "handle",
+            grants,
+            Box::new(|store, instance, exports| exports.handler.load(&mut *store, instance)?.call_handle(store, request)),
+        );
+        (result, grants.unit)
     }
 
     /// Calls `fold` on a fresh instance: the aggregate's state after `history`, as JSON text.
@@ -157,25 +228,97 @@ impl Plugin {
         aggregate_id: &str,
         history: &[RecordedEvent],
     ) -> Result<Result<String, aggregate::DecideError>, PluginFault> {
-        self.call("fold", |store, instance| {
-            instance.cairn_domain_aggregate().call_fold(store, aggregate, aggregate_id, history)
+        self.call("fold", |store, instance, exports| {
+            exports.aggregate.load(&mut *store, instance)?.call_fold(store, aggregate, aggregate_id, history)
         })
+    }
+
+    /// Calls `project` on a fresh instance with `read` as its read model (a write transaction);
+    /// gives the access back whatever happened. Blocking.
+    pub fn project(
+        &self,
+        projection: &str,
+        events: &[RecordedEvent],
+        read: ReadAccess,
+    ) -> (Result<Result<(), ProjectFailure>, PluginFault>, Option<ReadAccess>) {
+        let grants = Grants { unit: None, read: Some(read) };
+        let (result, grants) = self.call_with(
+            "project",
+            grants,
+            Box::new(|store, instance, exports| match &exports.projector {
+                Some(projector) => projector.load(&mut *store, instance)?.call_project(store, projection, events),
+                None => Ok(Err(ProjectFailure { position: None, message: "the plugin has no projector".into() })),
+            }),
+        );
+        (result, grants.read)
+    }
+
+    /// Runs the query `name` on a fresh instance with `read` (read-only) as its read model.
+    /// Blocking.
+    pub fn run_query(
+        &self,
+        name: &str,
+        parameters: &str,
+        read: ReadAccess,
+    ) -> (Result<Result<String, QueryError>, PluginFault>, Option<ReadAccess>) {
+        let grants = Grants { unit: None, read: Some(read) };
+        let (result, grants) = self.call_with(
+            "run",
+            grants,
+            Box::new(|store, instance, exports| match &exports.query {
+                Some(query) => query.load(&mut *store, instance)?.call_run(store, name, parameters),
+                None => Ok(Err(QueryError::UnknownQuery(name.to_string()))),
+            }),
+        );
+        (result, grants.read)
+    }
+
+    /// Asks the optional `projector` and `query` exports what they maintain and answer.
+    fn load_read_side(&mut self) -> Result<(), LoadError> {
+        let failed = |what: &str, fault: PluginFault| LoadError::Describe(format!("`{what}` did not answer: {}", fault.message));
+        if self.exports.projector.is_some() {
+            self.projections = self
+                .call("projections", |store, instance, exports| match &exports.projector {
+                    Some(p) => p.load(&mut *store, instance)?.call_projections(store),
+                    None => Ok(vec![]),
+                })
+                .map_err(|fault| failed("projections", fault))?;
+        }
+        if self.exports.query.is_some() {
+            self.queries = self
+                .call("queries", |store, instance, exports| match &exports.query {
+                    Some(q) => q.load(&mut *store, instance)?.call_queries(store),
+                    None => Ok(vec![]),
+                })
+                .map_err(|fault| failed("queries", fault))?;
+        }
+        Ok(())
+    }
+
+    /// The projection named `name`, if the plugin maintains it.
+    pub fn projection(&self, name: &str) -> Option<&ProjectionInfo> {
+        self.projections.iter().find(|p| p.name == name)
+    }
+
+    /// The query named `name`, if the plugin answers it.
+    pub fn query(&self, name: &str) -> Option<&QueryInfo> {
+        self.queries.iter().find(|q| q.name == name)
     }
 
     fn call<R>(
         &self,
         function: &'static str,
-        body: impl FnOnce(&mut Store<HostState>, &crate::bindings::DomainPlugin) -> wasmtime::Result<R>,
+        body: impl FnOnce(&mut Store<HostState>, &Instance, &Exports) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
-        self.call_with(function, None, body).0
+        self.call_with(function, Grants::default(), Box::new(body)).0
     }
 
     fn call_with<R>(
         &self,
         function: &'static str,
-        unit: Option<UnitOfWork>,
-        body: impl FnOnce(&mut Store<HostState>, &crate::bindings::DomainPlugin) -> wasmtime::Result<R>,
-    ) -> (Result<R, PluginFault>, Option<UnitOfWork>) {
+        grants: Grants,
+        body: CallBody<'_, R>,
+    ) -> (Result<R, PluginFault>, Grants) {
         let log = LogContext {
             domain: self.info.name.clone(),
             version: self.info.version.clone(),
@@ -184,18 +327,20 @@ impl Plugin {
         };
         let mut state = match HostState::new(self.limits.memory_bytes, log, self.scratch.as_deref()) {
             Ok(state) => state,
-            Err(e) => return (Err(self.fault(function, &e, None)), unit),
+            Err(e) => return (Err(self.fault(function, &e, None)), grants),
         };
-        state.unit = unit;
+        state.unit = grants.unit;
+        state.read = grants.read;
         let mut store = Store::new(self.pre.engine(), state);
         if self.runtime.enforce {
             store.limiter(|state| &mut state.limiter);
             store.set_epoch_deadline(Runtime::deadline_ticks(self.limits.deadline));
             store.epoch_deadline_trap();
         }
-        let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
+        let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance, &self.exports));
         let result = result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded));
-        (result, store.data_mut().unit.take())
+        let state = store.data_mut();
+        (result, Grants { unit: state.unit.take(), read: state.read.take() })
     }
 
     fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {
@@ -234,82 +379,3 @@ impl Plugin {
     }
 }
 
-/// Checks what `describe` returned before the host routes anything to the plugin.
-fn validate(info: &DomainInfo) -> Result<()> {
-    let kebab = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-    };
-    if !kebab(&info.name) {
-        bail!("the domain name `{}` must be kebab-case ([a-z0-9-], at most 64 characters)", info.name);
-    }
-    if info.version.split('.').count() < 3 || !info.version.split('.').take(3).all(|p| p.parse::<u64>().is_ok()) {
-        bail!("the version `{}` of `{}` is not a semantic version (MAJOR.MINOR.PATCH)", info.version, info.name);
-    }
-    for aggregate in &info.aggregates {
-        if !kebab(aggregate) {
-            bail!("the aggregate name `{aggregate}` must be kebab-case");
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for command in &info.commands {
-        if !kebab(&command.name) {
-            bail!("the command name `{}` must be kebab-case", command.name);
-        }
-        if !seen.insert(&command.name) {
-            bail!("the command `{}` is declared twice", command.name);
-        }
-        if !info.aggregates.contains(&command.aggregate) {
-            bail!(
-                "the command `{}` addresses `{}`, which is not one of the domain's aggregates",
-                command.name,
-                command.aggregate
-            );
-        }
-        if let AggregateId::Field(field) = &command.id
-            && field.is_empty()
-        {
-            bail!("the command `{}` reads its aggregate id from an empty field name", command.name);
-        }
-    }
-    if let Some(unknown) = info.capabilities.iter().find(|c| !GRANTABLE.contains(&c.as_str())) {
-        bail!("it asks for the capability `{unknown}`, which this host does not grant (grantable: {GRANTABLE:?})");
-    }
-    if info.event_types.iter().any(|t| t.is_empty() || t.len() > 128) {
-        bail!("event type names must be 1 to 128 characters");
-    }
-    Ok(())
-}
-
-impl Plugin {
-    /// What `describe` returned, as JSON (for the admin API and the registry).
-    pub fn description(&self) -> serde_json::Value {
-        let info = &self.info;
-        let commands: Vec<serde_json::Value> = info
-            .commands
-            .iter()
-            .map(|c| {
-                let id = match &c.id {
-                    AggregateId::Field(field) => serde_json::json!({ "field": field }),
-                    AggregateId::Minted => serde_json::json!("minted"),
-                };
-                let kind = match c.kind {
-                    CommandKind::Decide => "decide",
-                    CommandKind::Handle => "handle",
-                };
-                serde_json::json!({ "name": c.name, "kind": kind, "aggregate": c.aggregate, "id": id, "description": c.description })
-            })
-            .collect();
-        serde_json::json!({
-            "name": info.name,
-            "version": info.version,
-            "description": info.description,
-            "aggregates": info.aggregates,
-            "commands": commands,
-            "event_types": info.event_types,
-            "capabilities": info.capabilities,
-        })
-    }
-}

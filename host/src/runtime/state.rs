@@ -10,6 +10,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::event_store::UnitOfWork;
 use crate::capabilities::log::LogContext;
+use crate::capabilities::read_model::ReadAccess;
 
 /// Most table elements an instance may grow to.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -22,6 +23,8 @@ pub struct HostState {
     pub(crate) log: LogContext,
     /// The unit of work of a `handle` call; `None` in every other call (no event store).
     pub(crate) unit: Option<UnitOfWork>,
+    /// The read model of a `project` (read-write) or `run` (read-only) call; `None` elsewhere.
+    pub(crate) read: Option<ReadAccess>,
 }
 
 impl HostState {
@@ -38,6 +41,7 @@ impl HostState {
             limiter: MemoryCap { max_bytes: memory_bytes, exceeded: None },
             log,
             unit: None,
+            read: None,
         })
     }
 }

@@ -6,9 +6,11 @@
 
 pub mod plugins;
 pub mod queue;
+pub mod read_models;
 pub mod sqlite;
 mod sqlite_plugins;
 mod sqlite_queue;
+pub mod sqlite_read_models;
 #[cfg(test)]
 mod sqlite_tests;
 
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
 pub use self::queue::{CommandQueue, QueuedCommand};
+pub use self::read_models::{ReadModelTx, ReadModels};
 
 /// What an appender expects a stream's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +189,28 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Fails unless the database answers and its migrations are applied.
     async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// `domain`'s events with a global position above `after`, in global order, at most `limit`.
+    /// The slice's `complete_to` is gap-safe: no event of the domain at or below it can appear
+    /// later, so a reader that resumes from it misses nothing (see each backend for why).
+    async fn read_log(&self, domain: &str, after: u64, limit: u32) -> Result<LogSlice, StoreError>;
+
+    /// How far `domain`'s log runs past `after`: events not yet read, and the commit time of the
+    /// oldest of them.
+    async fn lag(&self, domain: &str, after: u64) -> Result<(u64, Option<i64>), StoreError>;
+
+    /// The global position of the last committed event; changes after every commit.
+    fn head(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// A slice of one domain's log in global order.
+#[derive(Debug, Clone, Default)]
+pub struct LogSlice {
+    /// The events.
+    pub events: Vec<StoredEvent>,
+    /// Every event of the domain at or below this position is in `events` or was at or below
+    /// the `after` of the read.
+    pub complete_to: u64,
 }
 
 /// Microseconds since the Unix epoch, now.

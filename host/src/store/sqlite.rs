@@ -22,11 +22,11 @@ use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Row, SqliteConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, StoreError, StoredEvent,
-    now_micros,
+    AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, StoreError,
+    StoredEvent, now_micros,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -44,6 +44,7 @@ pub struct SqliteStore {
     /// One writable connection for the rare registry writes (plugins, activations).
     pub(super) admin: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
+    head: watch::Receiver<u64>,
     _lock: File,
 }
 
@@ -79,9 +80,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .context("opening SQLite read connections")?;
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut conn).await?;
+        let (head_tx, head) = watch::channel(last as u64);
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(Writer { conn, heads: HashMap::new(), next_position: None }.run(jobs));
-        Ok(Self { reads, admin, writer, _lock: lock })
+        tokio::spawn(Writer { conn, heads: HashMap::new(), head: head_tx }.run(jobs));
+        Ok(Self { reads, admin, writer, head, _lock: lock })
     }
 }
 
@@ -146,6 +149,45 @@ impl EventStore for SqliteStore {
         }
         Ok(())
     }
+
+    /// Gap-safe on SQLite: one writer at a time (the writer task, in `BEGIN IMMEDIATE`) takes the
+    /// next position inside its transaction, so positions commit in order, and a read snapshot
+    /// that sees position `p` sees every position below it. `complete_to` is the snapshot's
+    /// `MAX(position)`, read in the same transaction as the events.
+    async fn read_log(&self, domain: &str, after: u64, limit: u32) -> Result<LogSlice, StoreError> {
+        let mut tx = self.reads.begin().await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut *tx).await?;
+        let rows = sqlx::query(
+            "SELECT domain, stream, version, position, event_type, data, metadata, recorded_at FROM events \
+             WHERE domain = ? AND position > ? AND position <= ? ORDER BY position LIMIT ?",
+        )
+        .bind(domain)
+        .bind(after as i64)
+        .bind(head)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let events: Vec<StoredEvent> = rows.iter().map(stored_event).collect();
+        let complete_to = match events.last() {
+            Some(last) if events.len() == limit as usize => last.position,
+            _ => (head as u64).max(after),
+        };
+        Ok(LogSlice { events, complete_to })
+    }
+
+    async fn lag(&self, domain: &str, after: u64) -> Result<(u64, Option<i64>), StoreError> {
+        let row = sqlx::query("SELECT COUNT(*), MIN(recorded_at) FROM events WHERE domain = ? AND position > ?")
+            .bind(domain)
+            .bind(after as i64)
+            .fetch_one(&self.reads)
+            .await?;
+        Ok((row.get::<i64, _>(0) as u64, row.get::<Option<i64>, _>(1)))
+    }
+
+    fn head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
 }
 
 /// A row of `SELECT domain, stream, version, position, event_type, data, metadata, recorded_at`.
@@ -186,7 +228,8 @@ async fn idempotency_lookup<'e, E: sqlx::SqliteExecutor<'e>>(
 struct Writer {
     conn: SqliteConnection,
     heads: HashMap<(String, String), u64>,
-    next_position: Option<u64>,
+    /// The last committed position, published after every commit (projection runners wake on it).
+    head: watch::Sender<u64>,
 }
 
 /// An accepted append and where its events go.
@@ -216,7 +259,7 @@ impl Writer {
                 if self.heads.len() > MAX_CACHED_HEADS {
                     self.heads.clear();
                 }
-                self.next_position = Some(next_position);
+                self.head.send_replace(next_position - 1);
                 for Planned { job, result } in planned {
                     let _ = job.reply.send(Ok(result));
                 }
@@ -224,7 +267,6 @@ impl Writer {
             Err((planned, error)) => {
                 tracing::error!(%error, "SQLite group commit failed");
                 self.heads.clear();
-                self.next_position = None;
                 for Planned { job, .. } in planned {
                     let _ = job.reply.send(Err(AppendError::Store(error.clone())));
                 }
@@ -252,16 +294,13 @@ impl Writer {
         let mut tentative: HashMap<(String, String), u64> = HashMap::new();
         let mut keys: HashMap<(String, String), IdempotencyRecord> = HashMap::new();
         let recorded_at_micros = now_micros();
-        let mut next_position = match self.next_position {
-            Some(p) => p,
-            None => match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events")
-                .fetch_one(&mut *tx)
-                .await
-            {
+        // Read inside the write transaction (an index seek): positions follow whatever committed
+        // last, so they are assigned in commit order.
+        let mut next_position =
+            match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events").fetch_one(&mut *tx).await {
                 Ok(p) => p as u64,
                 Err(e) => return Err(fail(group, planned, e.into())),
-            },
-        };
+            };
         let mut remaining = group.into_iter();
         while let Some(job) = remaining.next() {
             let verdict = plan(&mut tx, &self.heads, &job.batch, &mut tentative, &keys, next_position).await;

@@ -1,0 +1,186 @@
+//! `Host` impl of `cairn:domain/read-model`.
+
+use serde_json::{Map, Value};
+
+use super::{MAX_ANY_OF, MAX_DOCUMENT_BYTES, MAX_FILTERS, ReadAccess, page_size};
+use crate::bindings::read_model::{Condition as WitCondition, Direction, Document, FindRequest, Host, Page, ReadModelError};
+use crate::runtime::HostState;
+use crate::store::StoreError;
+use crate::store::read_models::{Condition, Cursor, Filter, Find, Order};
+
+fn not_granted() -> ReadModelError {
+    ReadModelError::NotGranted("only projectors (in `project`) and queries (in `run`) may use the read model".into())
+}
+
+fn invalid(message: impl Into<String>) -> ReadModelError {
+    ReadModelError::Invalid(message.into())
+}
+
+fn name_ok(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn check_collection(collection: &str) -> Result<(), ReadModelError> {
+    if name_ok(collection, 64) { Ok(()) } else { Err(invalid(format!("collection `{collection}` must be 1 to 64 of [A-Za-z0-9_-]"))) }
+}
+
+fn check_id(id: &str) -> Result<(), ReadModelError> {
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(invalid("a document id must be 1 to 256 characters, no control characters"));
+    }
+    Ok(())
+}
+
+fn field_path(field: &str) -> Result<Vec<String>, ReadModelError> {
+    let path: Vec<String> = field.split('.').map(str::to_string).collect();
+    if path.len() > 8 || !path.iter().all(|s| name_ok(s, 64)) {
+        return Err(invalid(format!("field path `{field}` must be up to 8 dot-separated segments of [A-Za-z0-9_-]")));
+    }
+    Ok(path)
+}
+
+fn json_value(text: &str) -> Result<Value, ReadModelError> {
+    serde_json::from_str(text).map_err(|e| invalid(format!("filter value `{text}` is not JSON: {e}")))
+}
+
+fn object(body: &str) -> Result<Map<String, Value>, ReadModelError> {
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(ReadModelError::LimitExceeded(format!(
+            "a document may hold at most {MAX_DOCUMENT_BYTES} bytes; this one has {}",
+            body.len()
+        )));
+    }
+    match serde_json::from_str(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(invalid("a document must be a JSON object")),
+        Err(e) => Err(invalid(format!("the document is not JSON: {e}"))),
+    }
+}
+
+fn condition(condition: WitCondition) -> Result<Condition, ReadModelError> {
+    Ok(match condition {
+        WitCondition::Eq(v) => Condition::Eq(json_value(&v)?),
+        WitCondition::Ne(v) => Condition::Ne(json_value(&v)?),
+        WitCondition::Lt(v) => Condition::Lt(json_value(&v)?),
+        WitCondition::Lte(v) => Condition::Lte(json_value(&v)?),
+        WitCondition::Gt(v) => Condition::Gt(json_value(&v)?),
+        WitCondition::Gte(v) => Condition::Gte(json_value(&v)?),
+        WitCondition::Prefix(p) => Condition::Prefix(p),
+        WitCondition::AnyOf(values) => {
+            if values.len() > MAX_ANY_OF {
+                return Err(ReadModelError::LimitExceeded(format!("`any-of` takes at most {MAX_ANY_OF} values")));
+            }
+            Condition::AnyOf(values.iter().map(|v| json_value(v)).collect::<Result<_, _>>()?)
+        }
+    })
+}
+
+fn find_request(request: FindRequest) -> Result<Find, ReadModelError> {
+    if request.filters.len() > MAX_FILTERS {
+        return Err(ReadModelError::LimitExceeded(format!("a find takes at most {MAX_FILTERS} filters")));
+    }
+    let filters = request
+        .filters
+        .into_iter()
+        .map(|f| Ok(Filter { path: field_path(&f.field)?, condition: condition(f.condition)? }))
+        .collect::<Result<_, ReadModelError>>()?;
+    let order = match request.order {
+        Some(o) => Some(Order { path: field_path(&o.field)?, descending: o.direction == Direction::Descending }),
+        None => None,
+    };
+    let after = match request.cursor {
+        Some(text) => Some(Cursor::decode(&text).ok_or_else(|| invalid("the cursor is not one this host gave out"))?),
+        None => None,
+    };
+    Ok(Find { filters, order, limit: page_size(request.limit), after })
+}
+
+/// Adds `delta` at `path` in `doc`, creating objects and the field as needed.
+fn add(doc: &mut Map<String, Value>, path: &[String], delta: f64) -> Result<f64, ReadModelError> {
+    let (last, parents) = path.split_last().ok_or_else(|| invalid("empty field path"))?;
+    let mut map = doc;
+    for segment in parents {
+        let slot = map.entry(segment.clone()).or_insert_with(|| Value::Object(Map::new()));
+        map = slot.as_object_mut().ok_or_else(|| ReadModelError::NotANumber(format!("`{segment}` is not an object")))?;
+    }
+    let slot = map.entry(last.clone()).or_insert(Value::from(0));
+    let current = slot.as_f64().ok_or_else(|| ReadModelError::NotANumber(format!("`{last}` holds {slot}")))?;
+    let sum = current + delta;
+    if !sum.is_finite() {
+        return Err(ReadModelError::NotANumber(format!("`{last}` would overflow to {sum}")));
+    }
+    let integral = slot.is_i64() && delta.fract() == 0.0 && sum.abs() < 9.0e15;
+    *slot = if integral { Value::from(sum as i64) } else { Value::from(sum) };
+    Ok(sum)
+}
+
+impl ReadAccess {
+    /// Maps a store failure to `unavailable`, remembering it for the caller.
+    fn check<T>(&mut self, result: Result<T, StoreError>) -> Result<T, ReadModelError> {
+        result.map_err(|StoreError(message)| {
+            self.store_failure = Some(message.clone());
+            ReadModelError::Unavailable(message)
+        })
+    }
+
+    fn writable(&self) -> Result<(), ReadModelError> {
+        if self.writable { Ok(()) } else { Err(ReadModelError::NotGranted("queries may only read the read model".into())) }
+    }
+}
+
+impl Host for HostState {
+    fn get(&mut self, collection: String, id: String) -> Result<Option<String>, ReadModelError> {
+        let access = self.read.as_mut().ok_or_else(not_granted)?;
+        check_collection(&collection)?;
+        check_id(&id)?;
+        { let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id)); access.check(r) }
+    }
+
+    fn upsert(&mut self, collection: String, id: String, body: String) -> Result<(), ReadModelError> {
+        let access = self.read.as_mut().ok_or_else(not_granted)?;
+        access.writable()?;
+        check_collection(&collection)?;
+        check_id(&id)?;
+        object(&body)?;
+        { let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body)); access.check(r) }
+    }
+
+    fn delete(&mut self, collection: String, id: String) -> Result<bool, ReadModelError> {
+        let access = self.read.as_mut().ok_or_else(not_granted)?;
+        access.writable()?;
+        check_collection(&collection)?;
+        check_id(&id)?;
+        { let r = access.runtime.block_on(access.tx.delete(&access.namespace, &collection, &id)); access.check(r) }
+    }
+
+    fn find(&mut self, collection: String, request: FindRequest) -> Result<Page, ReadModelError> {
+        let access = self.read.as_mut().ok_or_else(not_granted)?;
+        check_collection(&collection)?;
+        let find = find_request(request)?;
+        let page = { let r = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find)); access.check(r) }?;
+        Ok(Page {
+            documents: page.documents.into_iter().map(|(id, body)| Document { id, body }).collect(),
+            next_cursor: page.next.map(|c| c.encode()),
+        })
+    }
+
+    fn increment(&mut self, collection: String, id: String, field: String, delta: f64) -> Result<f64, ReadModelError> {
+        let access = self.read.as_mut().ok_or_else(not_granted)?;
+        access.writable()?;
+        check_collection(&collection)?;
+        check_id(&id)?;
+        let path = field_path(&field)?;
+        if !delta.is_finite() {
+            return Err(invalid("the delta must be a finite number"));
+        }
+        let current = { let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id)); access.check(r) }?;
+        let mut doc = match current {
+            Some(body) => object(&body)?,
+            None => Map::new(),
+        };
+        let value = add(&mut doc, &path, delta)?;
+        let body = Value::Object(doc).to_string();
+        { let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body)); access.check(r) }?;
+        Ok(value)
+    }
+}

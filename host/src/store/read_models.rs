@@ -1,0 +1,216 @@
+//! Read models: JSON documents that projections write and queries read, and the projection
+//! generations with their checkpoints. A projector's writes go through one [`ReadModelTx`] that
+//! commits them together with the generation's new checkpoint, so an effect is applied exactly
+//! once even though events are delivered at least once.
+//!
+//! Documents live in namespaces, one per projection generation (`<domain>/<projection>/<n>`):
+//! a rebuild writes a fresh namespace while queries keep reading the active one.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::StoreError;
+
+/// How a filter compares a document field with a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// Equal (`null` also matches a missing field).
+    Eq(Value),
+    /// Present and not equal.
+    Ne(Value),
+    /// Less than.
+    Lt(Value),
+    /// Less than or equal.
+    Lte(Value),
+    /// Greater than.
+    Gt(Value),
+    /// Greater than or equal.
+    Gte(Value),
+    /// A string starting with this text.
+    Prefix(String),
+    /// Equal to one of these.
+    AnyOf(Vec<Value>),
+}
+
+/// One condition on one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// Path segments of the field (`["customer", "id"]`), each `[A-Za-z0-9_-]+`.
+    pub path: Vec<String>,
+    /// The comparison.
+    pub condition: Condition,
+}
+
+/// A sort on one field; ties (and documents without the field) are ordered by id, in the same
+/// direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    /// Path segments of the field.
+    pub path: Vec<String>,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// Where the previous page ended: the sort value and id of its last document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// The last document's sort value (`null` without an order or a missing field).
+    pub sort: Value,
+    /// The last document's id.
+    pub id: String,
+}
+
+impl Cursor {
+    /// Opaque text for clients.
+    pub fn encode(&self) -> String {
+        hex::encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Reads what [`Cursor::encode`] wrote.
+    pub fn decode(text: &str) -> Option<Self> {
+        serde_json::from_slice(&hex::decode(text).ok()?).ok()
+    }
+}
+
+/// A `find`: every filter holds; sorted by `order` (or id); at most `limit` documents after `after`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Find {
+    /// Conditions, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// Sort; `None` sorts by id.
+    pub order: Option<Order>,
+    /// Page size, already capped by the caller.
+    pub limit: u32,
+    /// Continue after this document.
+    pub after: Option<Cursor>,
+}
+
+/// One page of documents, `(id, body)`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    /// The documents, JSON text.
+    pub documents: Vec<(String, String)>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+/// Where a projection generation has got to, committed with its writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The generation.
+    pub generation: GenerationId,
+    /// Every event of the domain at or below this global position has been applied.
+    pub position: u64,
+}
+
+/// Names one generation of one projection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GenerationId {
+    /// The domain.
+    pub domain: String,
+    /// The projection.
+    pub name: String,
+    /// 1 for the first build, +1 for each rebuild or new projection version.
+    pub generation: u64,
+}
+
+impl GenerationId {
+    /// The document namespace of this generation.
+    pub fn namespace(&self) -> String {
+        format!("{}/{}/{}", self.domain, self.name, self.generation)
+    }
+}
+
+/// What a generation is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationRole {
+    /// Being built from position 0; queries do not read it yet.
+    Building,
+    /// The one queries read.
+    Active,
+    /// The previous active one, kept for a rollback until the next switch.
+    Retired,
+}
+
+impl GenerationRole {
+    /// Its name in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Building => "building",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// Reads [`GenerationRole::as_str`].
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "active" => Self::Active,
+            "retired" => Self::Retired,
+            _ => Self::Building,
+        }
+    }
+}
+
+/// A stored generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationRow {
+    /// Which one.
+    pub id: GenerationId,
+    /// The projection version (from the plugin's `projections`) it is built with.
+    pub version: u32,
+    /// The plugin version that built it last.
+    pub plugin_version: String,
+    /// Its role.
+    pub role: GenerationRole,
+    /// Its checkpoint.
+    pub position: u64,
+}
+
+/// Documents of one transaction: the projector's (read-write) or a query's (a read snapshot).
+#[async_trait]
+pub trait ReadModelTx: Send {
+    /// The document, JSON text.
+    async fn get(&mut self, namespace: &str, collection: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Matching documents, one page.
+    async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError>;
+    /// Creates or replaces a document.
+    async fn upsert(&mut self, namespace: &str, collection: &str, id: &str, body: &str) -> Result<(), StoreError>;
+    /// Deletes a document; true if it existed.
+    async fn delete(&mut self, namespace: &str, collection: &str, id: &str) -> Result<bool, StoreError>;
+    /// Commits the writes together with `checkpoint` (a read transaction just ends).
+    async fn commit(self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError>;
+}
+
+/// The read-model store.
+#[async_trait]
+pub trait ReadModels: Send + Sync + 'static {
+    /// A write transaction (one at a time per store; waits for the current one).
+    async fn write(&self) -> Result<Box<dyn ReadModelTx>, StoreError>;
+    /// A read-only snapshot.
+    async fn read(&self) -> Result<Box<dyn ReadModelTx>, StoreError>;
+    /// Every generation of every projection.
+    async fn generations(&self) -> Result<Vec<GenerationRow>, StoreError>;
+    /// Adds the next generation of `domain/name` at position 0.
+    async fn create_generation(
+        &self,
+        domain: &str,
+        name: &str,
+        version: u32,
+        plugin_version: &str,
+        role: GenerationRole,
+    ) -> Result<GenerationRow, StoreError>;
+    /// Records which plugin version now runs a generation.
+    async fn set_plugin_version(&self, id: &GenerationId, plugin_version: &str) -> Result<(), StoreError>;
+    /// Makes `id` the active generation: the active one becomes retired, an older retired one is
+    /// dropped with its documents, and a building one that is not `id` is dropped too.
+    async fn promote(&self, id: &GenerationId) -> Result<(), StoreError>;
+    /// Drops a generation and its documents.
+    async fn drop_generation(&self, id: &GenerationId) -> Result<(), StoreError>;
+}
+
+/// Most documents one page may hold.
+pub const MAX_PAGE: u32 = 1000;
+/// The page size when the caller asks for 0.
+pub const DEFAULT_PAGE: u32 = 100;

@@ -1,0 +1,439 @@
+//! [`ReadModels`] on SQLite, in `read-models.db` beside the event store: its own file so that a
+//! projector's write transaction (held while the plugin runs) never waits on, nor delays, the
+//! event writer. One write connection (projector transactions queue for it), WAL readers for
+//! queries. Filters and sorts use SQLite's JSON functions on the document text.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::read_models::{
+    Checkpoint, Condition, Cursor, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx, ReadModels,
+};
+use super::{StoreError, now_micros};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite_read_models");
+
+/// The SQLite read-model store.
+pub struct SqliteReadModels {
+    writes: SqlitePool,
+    reads: SqlitePool,
+}
+
+impl SqliteReadModels {
+    /// Opens (creating if needed) `data_dir/read-models.db` and applies its migrations. The
+    /// caller holds the data directory's lock.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(data_dir.join("read-models.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .context("opening the read-model database")?;
+        MIGRATOR.run(&writes).await.context("applying read-model migrations")?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .context("opening read-model read connections")?;
+        Ok(Self { writes, reads })
+    }
+}
+
+#[async_trait]
+impl ReadModels for SqliteReadModels {
+    async fn write(&self) -> Result<Box<dyn ReadModelTx>, StoreError> {
+        Ok(Box::new(SqliteTx(self.writes.begin_with("BEGIN IMMEDIATE").await?)))
+    }
+
+    async fn read(&self) -> Result<Box<dyn ReadModelTx>, StoreError> {
+        Ok(Box::new(SqliteTx(self.reads.begin().await?)))
+    }
+
+    async fn generations(&self) -> Result<Vec<GenerationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT domain, name, generation, version, plugin_version, role, position FROM projection_generations \
+             ORDER BY domain, name, generation",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.iter().map(generation_row).collect())
+    }
+
+    async fn create_generation(
+        &self,
+        domain: &str,
+        name: &str,
+        version: u32,
+        plugin_version: &str,
+        role: GenerationRole,
+    ) -> Result<GenerationRow, StoreError> {
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        let next: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_generations WHERE domain = ? AND name = ?",
+        )
+        .bind(domain)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let now = now_micros();
+        sqlx::query(
+            "INSERT INTO projection_generations (domain, name, generation, version, plugin_version, role, position, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(domain)
+        .bind(name)
+        .bind(next)
+        .bind(i64::from(version))
+        .bind(plugin_version)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let id = GenerationId { domain: domain.into(), name: name.into(), generation: next as u64 };
+        Ok(GenerationRow { id, version, plugin_version: plugin_version.into(), role, position: 0 })
+    }
+
+    async fn set_plugin_version(&self, id: &GenerationId, plugin_version: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE projection_generations SET plugin_version = ?, updated_at = ? \
+             WHERE domain = ? AND name = ? AND generation = ?",
+        )
+        .bind(plugin_version)
+        .bind(now_micros())
+        .bind(&id.domain)
+        .bind(&id.name)
+        .bind(id.generation as i64)
+        .execute(&self.writes)
+        .await?;
+        Ok(())
+    }
+
+    async fn promote(&self, id: &GenerationId) -> Result<(), StoreError> {
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        let others = sqlx::query(
+            "SELECT generation, role FROM projection_generations WHERE domain = ? AND name = ? AND generation != ?",
+        )
+        .bind(&id.domain)
+        .bind(&id.name)
+        .bind(id.generation as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in others {
+            let other = GenerationId { generation: row.get::<i64, _>(0) as u64, ..id.clone() };
+            match GenerationRole::parse(row.get(1)) {
+                GenerationRole::Active => set_role(&mut tx, &other, GenerationRole::Retired).await?,
+                GenerationRole::Retired | GenerationRole::Building => drop_in(&mut tx, &other).await?,
+            }
+        }
+        set_role(&mut tx, id, GenerationRole::Active).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn drop_generation(&self, id: &GenerationId) -> Result<(), StoreError> {
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        drop_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn set_role(tx: &mut Transaction<'static, Sqlite>, id: &GenerationId, role: GenerationRole) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE projection_generations SET role = ?, updated_at = ? WHERE domain = ? AND name = ? AND generation = ?",
+    )
+    .bind(role.as_str())
+    .bind(now_micros())
+    .bind(&id.domain)
+    .bind(&id.name)
+    .bind(id.generation as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn drop_in(tx: &mut Transaction<'static, Sqlite>, id: &GenerationId) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM documents WHERE namespace = ?").bind(id.namespace()).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM projection_generations WHERE domain = ? AND name = ? AND generation = ?")
+        .bind(&id.domain)
+        .bind(&id.name)
+        .bind(id.generation as i64)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn generation_row(row: &sqlx::sqlite::SqliteRow) -> GenerationRow {
+    GenerationRow {
+        id: GenerationId { domain: row.get(0), name: row.get(1), generation: row.get::<i64, _>(2) as u64 },
+        version: row.get::<i64, _>(3) as u32,
+        plugin_version: row.get(4),
+        role: GenerationRole::parse(row.get(5)),
+        position: row.get::<i64, _>(6) as u64,
+    }
+}
+
+/// One SQLite transaction on the read-model database.
+struct SqliteTx(Transaction<'static, Sqlite>);
+
+#[async_trait]
+impl ReadModelTx for SqliteTx {
+    async fn get(&mut self, namespace: &str, collection: &str, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM documents WHERE namespace = ? AND collection = ? AND id = ?")
+            .bind(namespace)
+            .bind(collection)
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?)
+    }
+
+    async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
+        let sort_path = find.order.as_ref().map(|o| json_path(&o.path));
+        let descending = find.order.as_ref().is_some_and(|o| o.descending);
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, body, ");
+        match &sort_path {
+            Some(path) => q.push("json_extract(body, ").push_bind(path.clone()).push(")"),
+            None => q.push("NULL"),
+        };
+        q.push(" FROM documents WHERE namespace = ").push_bind(namespace.to_string());
+        q.push(" AND collection = ").push_bind(collection.to_string());
+        for filter in &find.filters {
+            q.push(" AND ");
+            push_condition(&mut q, &json_path(&filter.path), &filter.condition);
+        }
+        if let Some(after) = &find.after {
+            q.push(" AND ");
+            push_after(&mut q, sort_path.as_deref(), descending, after);
+        }
+        let dir = if descending { "DESC" } else { "ASC" };
+        match &sort_path {
+            Some(path) => q.push(" ORDER BY json_extract(body, ").push_bind(path.clone()).push(format!(") {dir}, id {dir}")),
+            None => q.push(format!(" ORDER BY id {dir}")),
+        };
+        q.push(" LIMIT ").push_bind(i64::from(find.limit) + 1);
+        let rows = q.build().fetch_all(&mut *self.0).await?;
+        let mut documents = Vec::with_capacity(rows.len());
+        let mut last_sort = Value::Null;
+        for row in rows.iter().take(find.limit as usize) {
+            documents.push((row.get::<String, _>(0), row.get::<String, _>(1)));
+            last_sort = sql_value(row, 2);
+        }
+        let next = (rows.len() > find.limit as usize)
+            .then(|| documents.last().map(|(id, _)| Cursor { sort: last_sort, id: id.clone() }))
+            .flatten();
+        Ok(Page { documents, next })
+    }
+
+    async fn upsert(&mut self, namespace: &str, collection: &str, id: &str, body: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO documents (namespace, collection, id, body) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body",
+        )
+        .bind(namespace)
+        .bind(collection)
+        .bind(id)
+        .bind(body)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&mut self, namespace: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM documents WHERE namespace = ? AND collection = ? AND id = ?")
+            .bind(namespace)
+            .bind(collection)
+            .bind(id)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn commit(mut self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
+        if let Some(Checkpoint { generation: id, position }) = checkpoint {
+            let updated = sqlx::query(
+                "UPDATE projection_generations SET position = ?, updated_at = ? \
+                 WHERE domain = ? AND name = ? AND generation = ? AND position <= ?",
+            )
+            .bind(position as i64)
+            .bind(now_micros())
+            .bind(&id.domain)
+            .bind(&id.name)
+            .bind(id.generation as i64)
+            .bind(position as i64)
+            .execute(&mut *self.0)
+            .await?;
+            if updated.rows_affected() != 1 {
+                // Dropped meanwhile, or another runner moved it further: write nothing.
+                return Err(StoreError(format!(
+                    "generation {} of `{}` is gone or ahead of {position}",
+                    id.generation, id.name
+                )));
+            }
+        }
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+/// `$."a"."b"`: segments are `[A-Za-z0-9_-]` (checked by the capability), quoted for hyphens.
+fn json_path(path: &[String]) -> String {
+    let mut out = String::from("$");
+    for segment in path {
+        out.push_str(".\"");
+        out.push_str(segment);
+        out.push('"');
+    }
+    out
+}
+
+/// A JSON value as SQLite's `json_extract` returns it; `None` for objects and arrays (compared
+/// as their JSON text).
+fn push_value(q: &mut QueryBuilder<'_, Sqlite>, value: &Value) {
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => q.push_bind(i),
+            None => q.push_bind(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => q.push_bind(s.clone()),
+        Value::Bool(b) => q.push_bind(i64::from(*b)),
+        Value::Null => q.push("NULL"),
+        other => q.push("json(").push_bind(other.to_string()).push(")"),
+    };
+}
+
+/// The `json_type` names a value of this JSON kind has.
+fn type_guard(value: &Value) -> &'static str {
+    match value {
+        Value::Number(_) => "IN ('integer', 'real')",
+        Value::String(_) => "= 'text'",
+        Value::Bool(true) => "= 'true'",
+        Value::Bool(false) => "= 'false'",
+        Value::Array(_) => "= 'array'",
+        Value::Object(_) => "= 'object'",
+        Value::Null => "= 'null'",
+    }
+}
+
+fn push_condition(q: &mut QueryBuilder<'_, Sqlite>, path: &str, condition: &Condition) {
+    let field = |q: &mut QueryBuilder<'_, Sqlite>, f: &str| {
+        q.push(f).push("(body, ").push_bind(path.to_string()).push(")");
+    };
+    let eq = |q: &mut QueryBuilder<'_, Sqlite>, value: &Value| {
+        if value.is_null() {
+            q.push("json_extract(body, ").push_bind(path.to_string()).push(") IS NULL");
+            return;
+        }
+        q.push("(");
+        field(q, "json_type");
+        q.push(" ").push(type_guard(value)).push(" AND ");
+        field(q, "json_extract");
+        q.push(" = ");
+        push_value(q, value);
+        q.push(")");
+    };
+    let compare = |q: &mut QueryBuilder<'_, Sqlite>, op: &str, value: &Value| {
+        q.push("(");
+        field(q, "json_type");
+        q.push(" ").push(type_guard(value)).push(" AND ");
+        field(q, "json_extract");
+        q.push(format!(" {op} "));
+        push_value(q, value);
+        q.push(")");
+    };
+    match condition {
+        Condition::Eq(value) => eq(q, value),
+        Condition::Ne(value) => {
+            q.push("(");
+            field(q, "json_type");
+            q.push(" IS NOT NULL AND NOT ");
+            eq(q, value);
+            q.push(")");
+        }
+        Condition::Lt(value) => compare(q, "<", value),
+        Condition::Lte(value) => compare(q, "<=", value),
+        Condition::Gt(value) => compare(q, ">", value),
+        Condition::Gte(value) => compare(q, ">=", value),
+        Condition::Prefix(prefix) => {
+            q.push("(");
+            field(q, "json_type");
+            q.push(" = 'text' AND substr(");
+            field(q, "json_extract");
+            q.push(", 1, ").push_bind(prefix.chars().count() as i64).push(") = ").push_bind(prefix.clone()).push(")");
+        }
+        Condition::AnyOf(values) => {
+            q.push("(0");
+            for value in values {
+                q.push(" OR ");
+                eq(q, value);
+            }
+            q.push(")");
+        }
+    }
+}
+
+/// Keyset continuation after `(sort, id)`. SQLite sorts NULL (a missing field) lowest.
+fn push_after(q: &mut QueryBuilder<'_, Sqlite>, sort_path: Option<&str>, descending: bool, after: &Cursor) {
+    let (gt, id_after) = if descending { ("<", "id < ") } else { (">", "id > ") };
+    let Some(path) = sort_path else {
+        q.push(id_after).push_bind(after.id.clone());
+        return;
+    };
+    let sort = |q: &mut QueryBuilder<'_, Sqlite>| {
+        q.push("json_extract(body, ").push_bind(path.to_string()).push(")");
+    };
+    if after.sort.is_null() {
+        q.push("((");
+        sort(q);
+        q.push(" IS NULL AND ").push(id_after).push_bind(after.id.clone()).push(")");
+        if !descending {
+            q.push(" OR ");
+            sort(q);
+            q.push(" IS NOT NULL");
+        }
+        q.push(")");
+    } else {
+        q.push("(");
+        sort(q);
+        q.push(format!(" {gt} "));
+        push_value(q, &after.sort);
+        q.push(" OR (");
+        sort(q);
+        q.push(" = ");
+        push_value(q, &after.sort);
+        q.push(" AND ").push(id_after).push_bind(after.id.clone()).push(")");
+        if descending {
+            q.push(" OR ");
+            sort(q);
+            q.push(" IS NULL");
+        }
+        q.push(")");
+    }
+}
+
+/// Column `index` as the JSON value it came from.
+fn sql_value(row: &sqlx::sqlite::SqliteRow, index: usize) -> Value {
+    if let Ok(Some(i)) = row.try_get::<Option<i64>, _>(index) {
+        return Value::from(i);
+    }
+    if let Ok(Some(f)) = row.try_get::<Option<f64>, _>(index) {
+        return Value::from(f);
+    }
+    if let Ok(Some(s)) = row.try_get::<Option<String>, _>(index) {
+        return Value::String(s);
+    }
+    Value::Null
+}
