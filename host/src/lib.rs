@@ -30,6 +30,7 @@ pub struct RunningHost {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     worker: JoinHandle<()>,
+    projections: Arc<engine::Projections>,
 }
 
 impl RunningHost {
@@ -46,15 +47,19 @@ impl RunningHost {
         // idempotency key keeps it from being applied twice.
         self.worker.abort();
         let _ = self.worker.await;
+        // A runner stopped mid-batch rolls its transaction back; the batch is applied again
+        // from the checkpoint at the next start.
+        self.projections.stop_all();
         served
     }
 
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(self) -> Result<()> {
-        let Self { task, shutdown, worker, .. } = self;
+        let Self { task, shutdown, worker, projections, .. } = self;
         let result = task.await.context("the server task panicked")?.context("serving HTTP");
         drop(shutdown);
         worker.abort();
+        projections.stop_all();
         result
     }
 }
@@ -78,8 +83,20 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue));
     let commands = engine::AsyncCommands::new(engine.clone(), sqlite_queue, engine::QueueSettings::default());
     let worker = tokio::spawn(commands.clone().work());
+    let models: Arc<dyn store::ReadModels> =
+        Arc::new(store::sqlite_read_models::SqliteReadModels::open(&config.data_dir).await?);
+    let projections = engine::Projections::start(
+        store.clone(),
+        models.clone(),
+        registry.clone(),
+        engine::ProjectionSettings::default(),
+    )
+    .await
+    .context("starting the projections")?;
+    let queries = Arc::new(engine::Queries::new(registry.clone(), projections.clone(), models, 10_000));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
-    let app = http::app(http::AppState { engine, store, registry, admin, commands }, &config.http_settings());
+    let state = http::AppState { engine, store, registry, admin, commands, projections: projections.clone(), queries };
+    let app = http::app(state, &config.http_settings());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -89,5 +106,5 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         let _ = stop.await;
     }));
     tracing::info!(%addr, data = %config.data_dir.display(), plugins = %config.plugins_dir.display(), "cairn is serving");
-    Ok(RunningHost { addr, shutdown, task, worker })
+    Ok(RunningHost { addr, shutdown, task, worker, projections })
 }

@@ -210,7 +210,7 @@ impl CommandEngine {
             }),
         };
         match self.store.append(batch).await {
-            Ok(_) => Some(Ok(outcome)),
+            Ok(result) => Some(Ok(response::with_position(outcome, &result))),
             Err(AppendError::WrongExpectedVersion { .. }) => None,
             Err(AppendError::DuplicateIdempotencyKey(stored)) => Some(replay(stored, request_hash)),
             Err(AppendError::Store(e)) => Some(Err(CommandError::Store(e))),

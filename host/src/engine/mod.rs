@@ -1,12 +1,16 @@
-//! The pipelines between HTTP and the runtime: today the command pipeline, for aggregate
-//! decisions and command handlers alike.
+//! The pipelines between HTTP and the runtime: the command pipeline (aggregate decisions and
+//! command handlers alike), the projection runners and the query runner.
 
 pub mod batch;
 mod calls;
 pub mod command;
+pub mod projections;
+pub mod queries;
 pub mod queue;
 mod response;
 
 pub use batch::BatchRequest;
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
+pub use projections::{ProjectionSettings, Projections};
+pub use queries::Queries;
 pub use queue::{AsyncCommands, QueueSettings};

@@ -13,6 +13,8 @@ mod commands;
 mod health;
 mod limits;
 mod problem;
+mod projections;
+mod queries;
 mod queued;
 pub mod server;
 mod streams;
@@ -46,6 +48,10 @@ pub struct AppState {
     pub admin: AdminState,
     /// Asynchronous and delayed commands.
     pub commands: Arc<crate::engine::AsyncCommands>,
+    /// The projections and their generations.
+    pub projections: Arc<crate::engine::Projections>,
+    /// The query runner and its cache.
+    pub queries: Arc<crate::engine::Queries>,
 }
 
 /// The request id header, set on every request that lacks one and echoed on every response.
@@ -78,6 +84,8 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/plugins", post(admin::deploy).layer(body_limit(upload_limit, "component-too-large")))
         .route("/domains", get(admin::domains))
         .route("/domains/{domain}/versions", get(admin::versions))
+        .route("/projections", get(projections::list))
+        .route("/domains/{domain}/projections/{name}/rebuild", post(projections::rebuild))
         .route("/dead-letters", get(queued::dead_letters))
         .route("/dead-letters/{id}", axum::routing::delete(queued::discard))
         .route("/dead-letters/{id}/retry", post(queued::retry))
@@ -90,6 +98,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/v1/domains/{domain}/batch", post(commands::batch))
         .route("/v1/commands/{id}", get(queued::status))
         .route("/v1/domains/{domain}/streams/{stream}", get(streams::read))
+        .route("/v1/domains/{domain}/queries/{query}", get(queries::run))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route_layer(body_limit(max_body, "body-too-large"));

@@ -53,7 +53,7 @@ impl Problem {
     }
 
     /// `errors`: field → message (messages for one field joined).
-    fn with_fields<'a>(self, fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub(super) fn with_fields<'a>(self, fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut errors = Map::new();
         for (field, message) in fields {
             match errors.get_mut(field) {
@@ -102,21 +102,7 @@ impl From<CommandError> for Problem {
             E::IdempotencyKeyReused(_) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", error.to_string())
             }
-            E::PluginFault(fault) => {
-                let (status, code) = match fault.kind {
-                    FaultKind::Deadline => (StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded"),
-                    FaultKind::Memory | FaultKind::Stack => (StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded"),
-                    FaultKind::Trap => (StatusCode::INTERNAL_SERVER_ERROR, "plugin-trapped"),
-                };
-                let mut problem = Problem::new(status, code, fault.to_string())
-                    .with("domain", fault.domain)
-                    .with("plugin_version", fault.version)
-                    .with("function", fault.function);
-                if let Some(limit) = fault.limit {
-                    problem = problem.with("limit", limit);
-                }
-                problem
-            }
+            E::PluginFault(fault) => Problem::from(fault),
             E::LimitExceeded { ref domain, ref version, limit, .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded", error.to_string())
                     .with("domain", domain.as_str())
@@ -147,6 +133,24 @@ impl From<CommandError> for Problem {
                 )
             }
         }
+    }
+}
+
+impl From<crate::runtime::PluginFault> for Problem {
+    fn from(fault: crate::runtime::PluginFault) -> Self {
+        let (status, code) = match fault.kind {
+            FaultKind::Deadline => (StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded"),
+            FaultKind::Memory | FaultKind::Stack => (StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded"),
+            FaultKind::Trap => (StatusCode::INTERNAL_SERVER_ERROR, "plugin-trapped"),
+        };
+        let mut problem = Problem::new(status, code, fault.to_string())
+            .with("domain", fault.domain)
+            .with("plugin_version", fault.version)
+            .with("function", fault.function);
+        if let Some(limit) = fault.limit {
+            problem = problem.with("limit", limit);
+        }
+        problem
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Registry {
     plugins: Arc<dyn PluginStore>,
     events: Arc<dyn EventStore>,
     settings: RegistrySettings,
+    /// Every plugin that becomes active, for the rooms that follow activations (projections).
+    activated: tokio::sync::broadcast::Sender<Arc<Plugin>>,
 }
 
 impl Registry {
@@ -166,7 +168,20 @@ impl Registry {
             plugins,
             events,
             settings,
+            activated: tokio::sync::broadcast::channel(64).0,
         }
+    }
+
+    /// Plugins as they become active, from now on (a lagging receiver should resync from
+    /// [`Registry::all`]).
+    pub fn activations(&self) -> tokio::sync::broadcast::Receiver<Arc<Plugin>> {
+        self.activated.subscribe()
+    }
+
+    /// A stored version of `domain` by semantic version, loaded (from the recent set if there).
+    pub async fn load_version(&self, domain: &str, version: &str) -> Result<Arc<Plugin>, RegistryError> {
+        let stored = self.find_version(domain, version).await?;
+        self.load_stored(&stored.digest).await
     }
 
     /// The active plugin of `domain`.
@@ -361,6 +376,7 @@ impl Registry {
             map.insert(plugin.domain().to_string(), plugin.clone());
             map
         });
+        let _ = self.activated.send(plugin);
     }
 
     /// A stored version, loaded: from the recent set, else from its stored bytes.

@@ -87,7 +87,11 @@ fn validate_read_side(projections: &[ProjectionInfo], queries: &[QueryInfo]) -> 
             bail!("the query `{}` is declared twice", query.name);
         }
         if !projections.iter().any(|p| p.name == query.projection) {
-            bail!("the query `{}` reads `{}`, which is not one of the plugin's projections", query.name, query.projection);
+            bail!(
+                "the query `{}` reads `{}`, which is not one of the plugin's projections",
+                query.name,
+                query.projection
+            );
         }
     }
     Ok(())

@@ -140,7 +140,9 @@ impl Plugin {
             exports,
         };
         let info = plugin
-            .call("describe", |store, instance, exports| exports.plugin.load(&mut *store, instance)?.call_describe(store))
+            .call("describe", |store, instance, exports| {
+                exports.plugin.load(&mut *store, instance)?.call_describe(store)
+            })
             .map_err(|fault| LoadError::Describe(format!("`describe` did not answer: {}", fault.message)))?;
         plugin.load_read_side()?;
         validate(&info, &plugin.projections, &plugin.queries)
@@ -170,7 +172,9 @@ impl Plugin {
         // Instantiate once more under the domain's own limits: a plugin whose initial memory
         // exceeds its cap is refused now, not on its first command.
         plugin
-            .call("describe", |store, instance, exports| exports.plugin.load(&mut *store, instance)?.call_describe(store))
+            .call("describe", |store, instance, exports| {
+                exports.plugin.load(&mut *store, instance)?.call_describe(store)
+            })
             .map_err(|fault| LoadError::Describe(format!("it cannot run under its limits: {}", fault.message)))?;
         Ok(Arc::new(plugin))
     }
@@ -216,7 +220,9 @@ impl Plugin {
         let (result, grants) = self.call_with(
             "handle",
             grants,
-            Box::new(|store, instance, exports| exports.handler.load(&mut *store, instance)?.call_handle(store, request)),
+            Box::new(|store, instance, exports| {
+                exports.handler.load(&mut *store, instance)?.call_handle(store, request)
+            }),
         );
         (result, grants.unit)
     }
@@ -275,7 +281,8 @@ impl Plugin {
 
     /// Asks the optional `projector` and `query` exports what they maintain and answer.
     fn load_read_side(&mut self) -> Result<(), LoadError> {
-        let failed = |what: &str, fault: PluginFault| LoadError::Describe(format!("`{what}` did not answer: {}", fault.message));
+        let failed =
+            |what: &str, fault: PluginFault| LoadError::Describe(format!("`{what}` did not answer: {}", fault.message));
         if self.exports.projector.is_some() {
             self.projections = self
                 .call("projections", |store, instance, exports| match &exports.projector {
@@ -378,4 +385,3 @@ impl Plugin {
         }
     }
 }
-

@@ -98,6 +98,8 @@ pub struct AppendedStream {
     pub first_version: u64,
     /// Global position of the first appended event.
     pub first_position: u64,
+    /// How many events were appended to it.
+    pub count: u64,
 }
 
 /// A committed unit of work.
@@ -107,6 +109,13 @@ pub struct AppendResult {
     pub streams: Vec<AppendedStream>,
     /// Commit time, microseconds since the Unix epoch.
     pub recorded_at_micros: i64,
+}
+
+impl AppendResult {
+    /// The global position of the last event written, given each stream's event count.
+    pub fn last_position(&self) -> u64 {
+        self.streams.iter().map(|s| s.first_position + s.count - 1).max().unwrap_or_default()
+    }
 }
 
 /// An event as stored.

@@ -80,7 +80,8 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .context("opening SQLite read connections")?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut conn).await?;
+        let last: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut conn).await?;
         let (head_tx, head) = watch::channel(last as u64);
         let (writer, jobs) = mpsc::channel(4096);
         tokio::spawn(Writer { conn, heads: HashMap::new(), head: head_tx }.run(jobs));
@@ -296,11 +297,13 @@ impl Writer {
         let recorded_at_micros = now_micros();
         // Read inside the write transaction (an index seek): positions follow whatever committed
         // last, so they are assigned in commit order.
-        let mut next_position =
-            match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events").fetch_one(&mut *tx).await {
-                Ok(p) => p as u64,
-                Err(e) => return Err(fail(group, planned, e.into())),
-            };
+        let mut next_position = match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events")
+            .fetch_one(&mut *tx)
+            .await
+        {
+            Ok(p) => p as u64,
+            Err(e) => return Err(fail(group, planned, e.into())),
+        };
         let mut remaining = group.into_iter();
         while let Some(job) = remaining.next() {
             let verdict = plan(&mut tx, &self.heads, &job.batch, &mut tentative, &keys, next_position).await;
@@ -387,6 +390,7 @@ async fn plan(
             stream: append.stream.clone(),
             first_version: actual + 1,
             first_position: position,
+            count: append.events.len() as u64,
         });
         position += append.events.len() as u64;
         heads.insert(id, actual + append.events.len() as u64);

@@ -221,7 +221,9 @@ impl ReadModelTx for SqliteTx {
         }
         let dir = if descending { "DESC" } else { "ASC" };
         match &sort_path {
-            Some(path) => q.push(" ORDER BY json_extract(body, ").push_bind(path.clone()).push(format!(") {dir}, id {dir}")),
+            Some(path) => {
+                q.push(" ORDER BY json_extract(body, ").push_bind(path.clone()).push(format!(") {dir}, id {dir}"))
+            }
             None => q.push(format!(" ORDER BY id {dir}")),
         };
         q.push(" LIMIT ").push_bind(i64::from(find.limit) + 1);

@@ -29,7 +29,7 @@ async fn appends_assign_contiguous_versions_and_positions() {
     let (_dir, store) = open().await;
     let first =
         store.append(batch(vec![append("a", ExpectedVersion::NoStream, vec![event(1), event(2)])])).await.unwrap();
-    assert_eq!(first.streams[0], AppendedStream { stream: "a".into(), first_version: 1, first_position: 1 });
+    assert_eq!(first.streams[0], AppendedStream { stream: "a".into(), first_version: 1, first_position: 1, count: 2 });
     let second = store.append(batch(vec![append("a", ExpectedVersion::Exact(2), vec![event(3)])])).await.unwrap();
     assert_eq!(second.streams[0].first_version, 3);
     assert_eq!(second.streams[0].first_position, 3);

@@ -3,7 +3,9 @@
 use serde_json::{Map, Value};
 
 use super::{MAX_ANY_OF, MAX_DOCUMENT_BYTES, MAX_FILTERS, ReadAccess, page_size};
-use crate::bindings::read_model::{Condition as WitCondition, Direction, Document, FindRequest, Host, Page, ReadModelError};
+use crate::bindings::read_model::{
+    Condition as WitCondition, Direction, Document, FindRequest, Host, Page, ReadModelError,
+};
 use crate::runtime::HostState;
 use crate::store::StoreError;
 use crate::store::read_models::{Condition, Cursor, Filter, Find, Order};
@@ -21,7 +23,11 @@ fn name_ok(s: &str, max: usize) -> bool {
 }
 
 fn check_collection(collection: &str) -> Result<(), ReadModelError> {
-    if name_ok(collection, 64) { Ok(()) } else { Err(invalid(format!("collection `{collection}` must be 1 to 64 of [A-Za-z0-9_-]"))) }
+    if name_ok(collection, 64) {
+        Ok(())
+    } else {
+        Err(invalid(format!("collection `{collection}` must be 1 to 64 of [A-Za-z0-9_-]")))
+    }
 }
 
 fn check_id(id: &str) -> Result<(), ReadModelError> {
@@ -101,7 +107,8 @@ fn add(doc: &mut Map<String, Value>, path: &[String], delta: f64) -> Result<f64,
     let mut map = doc;
     for segment in parents {
         let slot = map.entry(segment.clone()).or_insert_with(|| Value::Object(Map::new()));
-        map = slot.as_object_mut().ok_or_else(|| ReadModelError::NotANumber(format!("`{segment}` is not an object")))?;
+        map =
+            slot.as_object_mut().ok_or_else(|| ReadModelError::NotANumber(format!("`{segment}` is not an object")))?;
     }
     let slot = map.entry(last.clone()).or_insert(Value::from(0));
     let current = slot.as_f64().ok_or_else(|| ReadModelError::NotANumber(format!("`{last}` holds {slot}")))?;
@@ -124,7 +131,11 @@ impl ReadAccess {
     }
 
     fn writable(&self) -> Result<(), ReadModelError> {
-        if self.writable { Ok(()) } else { Err(ReadModelError::NotGranted("queries may only read the read model".into())) }
+        if self.writable {
+            Ok(())
+        } else {
+            Err(ReadModelError::NotGranted("queries may only read the read model".into()))
+        }
     }
 }
 
@@ -133,7 +144,10 @@ impl Host for HostState {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
         check_collection(&collection)?;
         check_id(&id)?;
-        { let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id)); access.check(r) }
+        {
+            let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id));
+            access.check(r)
+        }
     }
 
     fn upsert(&mut self, collection: String, id: String, body: String) -> Result<(), ReadModelError> {
@@ -142,7 +156,10 @@ impl Host for HostState {
         check_collection(&collection)?;
         check_id(&id)?;
         object(&body)?;
-        { let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body)); access.check(r) }
+        {
+            let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body));
+            access.check(r)
+        }
     }
 
     fn delete(&mut self, collection: String, id: String) -> Result<bool, ReadModelError> {
@@ -150,14 +167,20 @@ impl Host for HostState {
         access.writable()?;
         check_collection(&collection)?;
         check_id(&id)?;
-        { let r = access.runtime.block_on(access.tx.delete(&access.namespace, &collection, &id)); access.check(r) }
+        {
+            let r = access.runtime.block_on(access.tx.delete(&access.namespace, &collection, &id));
+            access.check(r)
+        }
     }
 
     fn find(&mut self, collection: String, request: FindRequest) -> Result<Page, ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
         check_collection(&collection)?;
         let find = find_request(request)?;
-        let page = { let r = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find)); access.check(r) }?;
+        let page = {
+            let r = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find));
+            access.check(r)
+        }?;
         Ok(Page {
             documents: page.documents.into_iter().map(|(id, body)| Document { id, body }).collect(),
             next_cursor: page.next.map(|c| c.encode()),
@@ -173,14 +196,20 @@ impl Host for HostState {
         if !delta.is_finite() {
             return Err(invalid("the delta must be a finite number"));
         }
-        let current = { let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id)); access.check(r) }?;
+        let current = {
+            let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id));
+            access.check(r)
+        }?;
         let mut doc = match current {
             Some(body) => object(&body)?,
             None => Map::new(),
         };
         let value = add(&mut doc, &path, delta)?;
         let body = Value::Object(doc).to_string();
-        { let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body)); access.check(r) }?;
+        {
+            let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body));
+            access.check(r)
+        }?;
         Ok(value)
     }
 }

@@ -1,0 +1,396 @@
+//! Projections: which generation of each projection queries read, which ones are being built,
+//! and the runners that keep them following the log.
+//!
+//! When a plugin version becomes active, each projection it declares is reconciled: the same
+//! projection version keeps its generation (the new plugin version takes over its runner); a
+//! version the retired generation has (a rollback) switches back to it at once; any other version
+//! starts a new generation from position 0 in the background while queries keep reading the
+//! active one, and the runner promotes it once it has caught up. The previous active generation
+//! is kept (retired) for a rollback until the next switch.
+
+mod runner;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
+
+pub use self::status::{GenerationStatus, ProjectionError, RunState};
+use crate::registry::Registry;
+use crate::runtime::Plugin;
+use crate::store::read_models::{GenerationId, GenerationRole, GenerationRow};
+use crate::store::{EventStore, ReadModels, StoreError};
+
+/// How runners work.
+#[derive(Debug, Clone)]
+pub struct ProjectionSettings {
+    /// Events per `project` call and transaction.
+    pub batch: u32,
+    /// First wait after a failure; doubles up to `max_backoff`.
+    pub first_backoff: Duration,
+    /// Longest wait between retries of a failing event.
+    pub max_backoff: Duration,
+}
+
+impl Default for ProjectionSettings {
+    fn default() -> Self {
+        Self { batch: 256, first_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(30) }
+    }
+}
+
+/// One generation of one projection, with its runner's state.
+pub struct Generation {
+    /// Which one.
+    pub id: GenerationId,
+    /// Its projection version.
+    pub version: u32,
+    plugin: ArcSwapOption<Plugin>,
+    /// The plugin version it was last run with, from the store (until a plugin is adopted).
+    stored_plugin_version: String,
+    building: AtomicBool,
+    running: AtomicBool,
+    position: watch::Sender<u64>,
+    applied: AtomicU64,
+    status: Mutex<(RunState, Option<ProjectionError>)>,
+    stop: watch::Sender<bool>,
+}
+
+impl Generation {
+    fn new(row: &GenerationRow) -> Arc<Self> {
+        Arc::new(Self {
+            id: row.id.clone(),
+            version: row.version,
+            plugin: ArcSwapOption::empty(),
+            stored_plugin_version: row.plugin_version.clone(),
+            building: AtomicBool::new(row.role == GenerationRole::Building),
+            running: AtomicBool::new(false),
+            position: watch::channel(row.position).0,
+            applied: AtomicU64::new(0),
+            status: Mutex::new((RunState::Starting, None)),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// The plugin that runs it (and answers queries over it), if one is loaded.
+    pub fn plugin(&self) -> Option<Arc<Plugin>> {
+        self.plugin.load_full()
+    }
+
+    /// Every event of the domain at or below this position has been applied and committed.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Follows [`Generation::position`].
+    pub fn watch_position(&self) -> watch::Receiver<u64> {
+        self.position.subscribe()
+    }
+
+    fn is_building(&self) -> bool {
+        self.building.load(Ordering::Acquire)
+    }
+
+    fn advance(&self, to: u64, applied: u64) {
+        self.position.send_if_modified(|p| {
+            let moved = to > *p;
+            *p = (*p).max(to);
+            moved
+        });
+        self.applied.fetch_add(applied, Ordering::Relaxed);
+        let mut status = self.status.lock().expect("status lock");
+        status.1 = None;
+    }
+
+    fn set_state(&self, state: RunState) {
+        let mut status = self.status.lock().expect("status lock");
+        status.0 = state;
+    }
+
+    fn fail(&self, error: ProjectionError) {
+        tracing::warn!(domain = %self.id.domain, projection = %self.id.name, generation = self.id.generation,
+            error = %error.message, position = ?error.position, "projection failed; retrying with backoff");
+        *self.status.lock().expect("status lock") = (RunState::Failed, Some(error));
+    }
+
+    fn halt(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    active: Option<Arc<Generation>>,
+    building: Option<Arc<Generation>>,
+    retired: Option<GenerationRow>,
+}
+
+/// Every projection of every domain on this host.
+pub struct Projections {
+    events: Arc<dyn EventStore>,
+    models: Arc<dyn ReadModels>,
+    registry: Arc<Registry>,
+    settings: ProjectionSettings,
+    slots: Mutex<HashMap<(String, String), Slot>>,
+    /// Serialises reconciliations, promotions and rebuilds.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl Projections {
+    /// Loads the stored generations, reconciles them with the active plugins, starts the runners
+    /// and follows later activations.
+    pub async fn start(
+        events: Arc<dyn EventStore>,
+        models: Arc<dyn ReadModels>,
+        registry: Arc<Registry>,
+        settings: ProjectionSettings,
+    ) -> Result<Arc<Self>, StoreError> {
+        let mut slots: HashMap<(String, String), Slot> = HashMap::new();
+        for row in models.generations().await? {
+            let slot = slots.entry((row.id.domain.clone(), row.id.name.clone())).or_default();
+            match row.role {
+                GenerationRole::Active => slot.active = Some(Generation::new(&row)),
+                GenerationRole::Building => slot.building = Some(Generation::new(&row)),
+                GenerationRole::Retired => slot.retired = Some(row),
+            }
+        }
+        let this = Arc::new(Self {
+            events,
+            models,
+            registry: registry.clone(),
+            settings,
+            slots: Mutex::new(slots),
+            changes: tokio::sync::Mutex::new(()),
+        });
+        let mut activations = registry.activations();
+        for plugin in registry.all() {
+            this.sync(&plugin).await?;
+        }
+        let follower = this.clone();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let plugins = match activations.recv().await {
+                    Ok(plugin) => vec![plugin],
+                    Err(RecvError::Lagged(_)) => follower.registry.all(),
+                    Err(RecvError::Closed) => break,
+                };
+                for plugin in plugins {
+                    if let Err(e) = follower.sync(&plugin).await {
+                        tracing::error!(domain = plugin.domain(), error = %e, "reconciling projections failed");
+                    }
+                }
+            }
+        });
+        Ok(this)
+    }
+
+    /// The generation queries of `domain/name` read.
+    pub fn serving(&self, domain: &str, name: &str) -> Option<Arc<Generation>> {
+        let slots = self.slots.lock().expect("slots lock");
+        slots.get(&(domain.to_string(), name.to_string())).and_then(|s| s.active.clone())
+    }
+
+    /// Stops every runner (shutdown).
+    pub fn stop_all(&self) {
+        for slot in self.slots.lock().expect("slots lock").values() {
+            slot.active.iter().chain(slot.building.iter()).for_each(|g| g.halt());
+        }
+    }
+
+    /// Reconciles the projections of `plugin`'s domain with what it declares.
+    async fn sync(self: &Arc<Self>, plugin: &Arc<Plugin>) -> Result<(), StoreError> {
+        let _serialised = self.changes.lock().await;
+        let domain = plugin.domain().to_string();
+        for info in &plugin.projections {
+            let key = (domain.clone(), info.name.clone());
+            let (active, building, retired) = {
+                let slots = self.slots.lock().expect("slots lock");
+                let slot = slots.get(&key);
+                (
+                    slot.and_then(|s| s.active.clone()),
+                    slot.and_then(|s| s.building.clone()),
+                    slot.and_then(|s| s.retired.clone()),
+                )
+            };
+            if let Some(active) = active.as_ref().filter(|a| a.version == info.version) {
+                self.adopt(active, plugin.clone()).await?;
+                match building {
+                    Some(b) if b.version == info.version => self.adopt(&b, plugin.clone()).await?,
+                    Some(b) => self.discard(&key, &b).await?,
+                    None => {}
+                }
+                continue;
+            }
+            if let Some(building) = building.as_ref().filter(|b| b.version == info.version) {
+                self.adopt(building, plugin.clone()).await?;
+                if let Some(active) = active.as_ref().filter(|a| a.plugin().is_none()) {
+                    // After a restart mid-build: the active generation needs the version that built it.
+                    match self.registry.load_version(&domain, &active.stored_plugin_version).await {
+                        Ok(old) => self.adopt(active, old).await?,
+                        Err(e) => tracing::warn!(domain, projection = %info.name, error = %e,
+                            "the plugin version of the active generation cannot be loaded; it is paused"),
+                    }
+                }
+                continue;
+            }
+            if let Some(row) = retired.filter(|r| r.version == info.version) {
+                // A rollback: the retired generation has this version; switch back at once.
+                let generation = Generation::new(&GenerationRow { role: GenerationRole::Active, ..row });
+                self.promote(&generation).await;
+                self.adopt(&generation, plugin.clone()).await?;
+                continue;
+            }
+            if let Some(b) = building {
+                self.discard(&key, &b).await?;
+            }
+            let role = if active.is_some() { GenerationRole::Building } else { GenerationRole::Active };
+            let row = self.models.create_generation(&domain, &info.name, info.version, plugin.version(), role).await?;
+            let generation = Generation::new(&row);
+            {
+                let mut slots = self.slots.lock().expect("slots lock");
+                let slot = slots.entry(key.clone()).or_default();
+                match role {
+                    GenerationRole::Active => slot.active = Some(generation.clone()),
+                    _ => slot.building = Some(generation.clone()),
+                }
+            }
+            tracing::info!(domain, projection = %info.name, generation = row.id.generation, version = info.version,
+                role = role.as_str(), "projection generation created");
+            self.adopt(&generation, plugin.clone()).await?;
+        }
+        // Projections the plugin no longer declares stop (their documents stay).
+        let mut slots = self.slots.lock().expect("slots lock");
+        slots.retain(|(d, name), slot| {
+            let keep = d != &domain || plugin.projection(name).is_some();
+            if !keep {
+                slot.active.iter().chain(slot.building.iter()).for_each(|g| g.halt());
+            }
+            keep
+        });
+        Ok(())
+    }
+
+    /// Runs `generation` with `plugin` from now on, starting its runner if it has none.
+    async fn adopt(self: &Arc<Self>, generation: &Arc<Generation>, plugin: Arc<Plugin>) -> Result<(), StoreError> {
+        if generation.plugin().is_none_or(|p| p.digest != plugin.digest) {
+            self.models.set_plugin_version(&generation.id, plugin.version()).await?;
+        }
+        generation.plugin.store(Some(plugin));
+        if !generation.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(runner::run(self.clone(), generation.clone()));
+        }
+        Ok(())
+    }
+
+    /// Stops and drops a building generation that no version wants any more.
+    async fn discard(&self, key: &(String, String), generation: &Arc<Generation>) -> Result<(), StoreError> {
+        generation.halt();
+        self.models.drop_generation(&generation.id).await?;
+        let mut slots = self.slots.lock().expect("slots lock");
+        if let Some(slot) = slots.get_mut(key)
+            && slot.building.as_ref().is_some_and(|b| Arc::ptr_eq(b, generation))
+        {
+            slot.building = None;
+        }
+        Ok(())
+    }
+
+    /// Called by a building generation's runner once it has caught up.
+    async fn promote_caught_up(&self, generation: &Arc<Generation>) {
+        let _serialised = self.changes.lock().await;
+        let key = (generation.id.domain.clone(), generation.id.name.clone());
+        let current = self.slots.lock().expect("slots lock").get(&key).and_then(|s| s.building.clone());
+        if current.is_some_and(|b| Arc::ptr_eq(&b, generation)) {
+            self.promote(generation).await;
+        }
+    }
+
+    /// Makes `generation` the one queries read; the active one is retired (kept for a rollback).
+    async fn promote(&self, generation: &Arc<Generation>) {
+        let key = (generation.id.domain.clone(), generation.id.name.clone());
+        if let Err(e) = self.models.promote(&generation.id).await {
+            generation.fail(ProjectionError::store(format!("switching to the new generation failed: {}", e.0)));
+            return;
+        }
+        generation.building.store(false, Ordering::Release);
+        let mut slots = self.slots.lock().expect("slots lock");
+        let slot = slots.entry(key).or_default();
+        if let Some(old) = slot.active.take() {
+            old.halt();
+            slot.retired = Some(GenerationRow {
+                id: old.id.clone(),
+                version: old.version,
+                plugin_version: old.plugin().map(|p| p.version().to_string()).unwrap_or_default(),
+                role: GenerationRole::Retired,
+                position: old.position(),
+            });
+        }
+        if slot.building.as_ref().is_some_and(|b| !Arc::ptr_eq(b, generation)) {
+            slot.building.take().iter().for_each(|b| b.halt());
+        } else {
+            slot.building = None;
+        }
+        tracing::info!(domain = %generation.id.domain, projection = %generation.id.name,
+            generation = generation.id.generation, "projection generation now serves queries");
+        slot.active = Some(generation.clone());
+    }
+
+    /// Starts building `domain/name` anew from position 0 with the active generation's plugin;
+    /// queries keep reading the active generation until the new one has caught up.
+    pub async fn rebuild(self: &Arc<Self>, domain: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        let key = (domain.to_string(), name.to_string());
+        let (active, building) = {
+            let slots = self.slots.lock().expect("slots lock");
+            let slot = slots.get(&key);
+            (slot.and_then(|s| s.active.clone()), slot.and_then(|s| s.building.clone()))
+        };
+        let Some(plugin) = active.as_ref().and_then(|a| a.plugin()) else { return Ok(None) };
+        let Some(active) = active else { return Ok(None) };
+        let _serialised = self.changes.lock().await;
+        if let Some(b) = building {
+            self.discard(&key, &b).await?;
+        }
+        let row = self
+            .models
+            .create_generation(domain, name, active.version, plugin.version(), GenerationRole::Building)
+            .await?;
+        let generation = Generation::new(&row);
+        self.slots.lock().expect("slots lock").entry(key).or_default().building = Some(generation.clone());
+        self.adopt(&generation, plugin).await?;
+        Ok(Some(row.id.generation))
+    }
+
+    /// Every live generation (active and building), for operators.
+    pub async fn statuses(&self) -> Vec<GenerationStatus> {
+        let generations: Vec<(Arc<Generation>, &'static str)> = {
+            let slots = self.slots.lock().expect("slots lock");
+            let mut all: Vec<_> = slots
+                .values()
+                .flat_map(|s| {
+                    s.active
+                        .iter()
+                        .map(|g| (g.clone(), "active"))
+                        .chain(s.building.iter().map(|g| (g.clone(), "building")))
+                })
+                .collect();
+            all.sort_by(|a, b| {
+                (&a.0.id.domain, &a.0.id.name, a.0.id.generation).cmp(&(
+                    &b.0.id.domain,
+                    &b.0.id.name,
+                    b.0.id.generation,
+                ))
+            });
+            all
+        };
+        let mut out = Vec::with_capacity(generations.len());
+        for (generation, role) in generations {
+            let lag = self.events.lag(&generation.id.domain, generation.position()).await.ok();
+            out.push(status::describe(&generation, role, lag));
+        }
+        out
+    }
+}

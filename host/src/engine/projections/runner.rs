@@ -1,0 +1,169 @@
+//! The runner of one projection generation: follows its domain's log from the checkpoint, feeds
+//! batches to the plugin's `project`, and commits the documents it wrote together with the new
+//! checkpoint (at least once delivery, exactly once effects). It wakes on the event store's head
+//! (and polls once a second as a fallback). A failing batch is retried event by event to commit
+//! what precedes the culprit and name it; then the generation waits with backoff and tries again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Generation, ProjectionError, Projections, RunState};
+use crate::bindings::types::RecordedEvent;
+use crate::capabilities::event_store::recorded_event;
+use crate::capabilities::read_model::ReadAccess;
+use crate::runtime::Plugin;
+use crate::store::StoredEvent;
+use crate::store::read_models::Checkpoint;
+
+/// Why a batch did not commit.
+struct Failure {
+    message: String,
+    position: Option<u64>,
+    /// The store failed, not the plugin.
+    store: bool,
+}
+
+pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generation>) {
+    let mut head = projections.events.head();
+    let mut stop = generation.stop.subscribe();
+    let mut backoff = projections.settings.first_backoff;
+    let domain = generation.id.domain.clone();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let Some(plugin) = generation.plugin() else {
+            generation.set_state(RunState::Paused);
+            let _ = tokio::time::timeout(Duration::from_secs(1), stop.changed()).await;
+            continue;
+        };
+        let position = generation.position();
+        let batch = projections.settings.batch;
+        let slice = match projections.events.read_log(&domain, position, batch).await {
+            Ok(slice) => slice,
+            Err(e) => {
+                generation.fail(ProjectionError::store(e.0));
+                pause(&mut stop, &mut backoff, projections.settings.max_backoff).await;
+                continue;
+            }
+        };
+        let caught_up = slice.events.len() < batch as usize;
+        let wanted = wanted_types(&plugin, &generation.id.name);
+        let events: Vec<StoredEvent> = slice
+            .events
+            .into_iter()
+            .filter(|e| wanted.as_ref().is_none_or(|types| types.iter().any(|t| t == &e.event_type)))
+            .collect();
+        if !events.is_empty() {
+            match apply_batch(&projections, &generation, &plugin, &events, slice.complete_to).await {
+                Ok(()) => backoff = projections.settings.first_backoff,
+                Err((applied_to, failure, event)) => {
+                    if applied_to > position {
+                        generation.advance(applied_to, 0);
+                    }
+                    let error = match event {
+                        Some(e) => ProjectionError::at_event(failure.message, &e),
+                        None if failure.store => ProjectionError::store(failure.message),
+                        None => ProjectionError::plugin(failure.message, failure.position),
+                    };
+                    generation.fail(error);
+                    pause(&mut stop, &mut backoff, projections.settings.max_backoff).await;
+                    continue;
+                }
+            }
+        } else if slice.complete_to > position {
+            // Nothing of interest: move on in memory; the stored checkpoint follows at the next
+            // commit (a restart re-reads this stretch, which is harmless).
+            generation.advance(slice.complete_to, 0);
+        }
+        if caught_up {
+            generation.set_state(RunState::Live);
+            if generation.is_building() {
+                projections.promote_caught_up(&generation).await;
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        } else {
+            generation.set_state(RunState::CatchingUp);
+        }
+    }
+    generation.set_state(RunState::Stopped);
+}
+
+/// The event types the projection reads; `None` for all.
+fn wanted_types(plugin: &Plugin, projection: &str) -> Option<Vec<String>> {
+    plugin.projection(projection).map(|p| p.event_types.clone()).filter(|types| !types.is_empty())
+}
+
+/// Applies `events` in one transaction ending at `complete_to`; when that fails, one event at a
+/// time, so that what precedes the failing event commits. On failure: how far it got, why, and
+/// the failing event when it is known.
+async fn apply_batch(
+    projections: &Projections,
+    generation: &Arc<Generation>,
+    plugin: &Arc<Plugin>,
+    events: &[StoredEvent],
+    complete_to: u64,
+) -> Result<(), (u64, Failure, Option<StoredEvent>)> {
+    let start = generation.position();
+    let Err(failure) = apply(projections, generation, plugin, events, complete_to).await else {
+        generation.advance(complete_to, events.len() as u64);
+        return Ok(());
+    };
+    if failure.store {
+        return Err((start, failure, None));
+    }
+    let mut applied_to = start;
+    for event in events {
+        if let Err(failure) = apply(projections, generation, plugin, std::slice::from_ref(event), event.position).await
+        {
+            let culprit = (!failure.store).then(|| event.clone());
+            return Err((applied_to, failure, culprit));
+        }
+        applied_to = event.position;
+        generation.advance(applied_to, 1);
+    }
+    // Every event passed on its own: the batch failed for a reason of its own (its size against
+    // the deadline?). Commit the rest of the stretch.
+    generation.advance(complete_to, 0);
+    Ok(())
+}
+
+/// One `project` call in one write transaction, committed with the checkpoint `to`.
+async fn apply(
+    projections: &Projections,
+    generation: &Generation,
+    plugin: &Arc<Plugin>,
+    events: &[StoredEvent],
+    to: u64,
+) -> Result<(), Failure> {
+    let store_failure = |message: String| Failure { message, position: None, store: true };
+    let tx = projections.models.write().await.map_err(|e| store_failure(e.0))?;
+    let access = ReadAccess::projector(generation.id.namespace(), tx, tokio::runtime::Handle::current());
+    let recorded: Vec<RecordedEvent> = events.iter().cloned().map(recorded_event).collect();
+    let (plugin, name) = (plugin.clone(), generation.id.name.clone());
+    let (outcome, access) = tokio::task::spawn_blocking(move || plugin.project(&name, &recorded, access))
+        .await
+        .map_err(|e| store_failure(format!("the projection task failed: {e}")))?;
+    let access = access.ok_or_else(|| store_failure("the read-model transaction was lost".into()))?;
+    if let Some(cause) = access.store_failure.clone() {
+        return Err(store_failure(cause));
+    }
+    match outcome {
+        Ok(Ok(())) => {
+            let checkpoint = Checkpoint { generation: generation.id.clone(), position: to };
+            access.into_tx().commit(Some(checkpoint)).await.map_err(|e| store_failure(e.0))
+        }
+        Ok(Err(failure)) => Err(Failure { message: failure.message, position: failure.position, store: false }),
+        Err(fault) => Err(Failure { message: fault.to_string(), position: None, store: false }),
+    }
+}
+
+/// Waits `backoff` (or until stopped), then doubles it up to `max`.
+async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, backoff: &mut Duration, max: Duration) {
+    let _ = tokio::time::timeout(*backoff, stop.changed()).await;
+    *backoff = (*backoff * 2).min(max);
+}

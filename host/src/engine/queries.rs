@@ -1,0 +1,205 @@
+//! The query runner: runs a plugin's named query over the active generation of the projection
+//! it reads, on a read snapshot, and caches the answer per (domain, query, parameters,
+//! generation, position). The position in the key is the invalidation: once the projection moves
+//! past it, the next request computes anew. Concurrent identical misses compute once (moka's
+//! `try_get_with` coalesces them). `min_position` waits, bounded, for the projection to reach it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use super::projections::Projections;
+use crate::bindings::query::QueryError;
+use crate::bindings::types::Rejection;
+use crate::capabilities::read_model::ReadAccess;
+use crate::registry::Registry;
+use crate::runtime::PluginFault;
+use crate::store::ReadModels;
+
+/// Largest query answer, in bytes of JSON.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// A computed answer.
+#[derive(Debug)]
+pub struct QueryAnswer {
+    /// The plugin's answer.
+    pub data: Box<RawValue>,
+    /// The projection's checkpoint it reflects (at least).
+    pub position: u64,
+    /// The generation it was read from.
+    pub generation: u64,
+}
+
+/// Why a query has no answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryFailure {
+    /// No active plugin for the domain.
+    #[error("no domain `{0}`")]
+    UnknownDomain(String),
+    /// The domain has no such query.
+    #[error("domain `{domain}` has no query `{query}`")]
+    UnknownQuery {
+        /// The domain.
+        domain: String,
+        /// The query.
+        query: String,
+    },
+    /// The projection has no generation that can answer yet.
+    #[error("projection `{projection}` cannot answer yet: {reason}")]
+    NotReady {
+        /// The projection.
+        projection: String,
+        /// Why.
+        reason: String,
+    },
+    /// `min_position` was not reached in time.
+    #[error("projection `{projection}` reached position {reached}, not {wanted}, within {waited_ms} ms")]
+    Timeout {
+        /// The projection.
+        projection: String,
+        /// Asked for.
+        wanted: u64,
+        /// Got to.
+        reached: u64,
+        /// Waited.
+        waited_ms: u64,
+    },
+    /// The plugin refused the parameters.
+    #[error("invalid parameters: {}", .0.message)]
+    InvalidParameters(Rejection),
+    /// What the query asks for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The plugin trapped.
+    #[error(transparent)]
+    Fault(PluginFault),
+    /// The plugin broke the contract (failed, answered something that is not JSON, too big).
+    #[error("plugin {domain}: {message}")]
+    Contract {
+        /// The domain.
+        domain: String,
+        /// What it did.
+        message: String,
+    },
+    /// The read-model store failed.
+    #[error("read model unavailable: {0}")]
+    Store(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    domain: String,
+    query: String,
+    params: String,
+    generation: u64,
+    position: u64,
+}
+
+/// Runs and caches queries.
+pub struct Queries {
+    registry: Arc<Registry>,
+    projections: Arc<Projections>,
+    models: Arc<dyn ReadModels>,
+    cache: moka::future::Cache<Key, Arc<QueryAnswer>>,
+}
+
+impl Queries {
+    /// A runner with a cache of at most `capacity` answers.
+    pub fn new(
+        registry: Arc<Registry>,
+        projections: Arc<Projections>,
+        models: Arc<dyn ReadModels>,
+        capacity: u64,
+    ) -> Self {
+        let cache =
+            moka::future::Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(600)).build();
+        Self { registry, projections, models, cache }
+    }
+
+    /// Answers `query` of `domain` with `params`, at or after `min_position` (waiting up to
+    /// `wait`). The flag says whether the answer came from the cache.
+    pub async fn run(
+        &self,
+        domain: &str,
+        query: &str,
+        params: &BTreeMap<String, String>,
+        min_position: Option<u64>,
+        wait: Duration,
+    ) -> Result<(Arc<QueryAnswer>, bool), QueryFailure> {
+        let plugin = self.registry.get(domain).ok_or_else(|| QueryFailure::UnknownDomain(domain.to_string()))?;
+        let unknown = || QueryFailure::UnknownQuery { domain: domain.to_string(), query: query.to_string() };
+        let projection = plugin.query(query).ok_or_else(unknown)?.projection.clone();
+        let not_ready = |reason: &str| QueryFailure::NotReady { projection: projection.clone(), reason: reason.into() };
+        let generation =
+            self.projections.serving(domain, &projection).ok_or_else(|| not_ready("it has no generation yet"))?;
+        if let Some(wanted) = min_position {
+            let mut position = generation.watch_position();
+            let reached = tokio::time::timeout(wait, position.wait_for(|p| *p >= wanted)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                return Err(QueryFailure::Timeout {
+                    projection: projection.clone(),
+                    wanted,
+                    reached: generation.position(),
+                    waited_ms: wait.as_millis() as u64,
+                });
+            }
+        }
+        // The generation's own plugin answers: its queries know its documents' shape.
+        let runner = generation.plugin().ok_or_else(|| not_ready("the plugin version that built it is not loaded"))?;
+        if runner.query(query).is_none() {
+            return Err(not_ready("it is being rebuilt for the plugin version that added this query"));
+        }
+        let params = serde_json::to_string(params).unwrap_or_default();
+        let position = generation.position();
+        let key = Key {
+            domain: domain.to_string(),
+            query: query.to_string(),
+            params: params.clone(),
+            generation: generation.id.generation,
+            position,
+        };
+        let computed = AtomicBool::new(false);
+        let namespace = generation.id.namespace();
+        let answer = self
+            .cache
+            .try_get_with(key, async {
+                computed.store(true, Ordering::Relaxed);
+                let tx = self.models.read().await.map_err(|e| QueryFailure::Store(e.0))?;
+                let access = ReadAccess::query(namespace, tx, tokio::runtime::Handle::current());
+                let (plugin, name) = (runner.clone(), query.to_string());
+                let span = tracing::Span::current();
+                let (outcome, access) =
+                    tokio::task::spawn_blocking(move || span.in_scope(|| plugin.run_query(&name, &params, access)))
+                        .await
+                        .map_err(|e| QueryFailure::Store(format!("the query task failed: {e}")))?;
+                if let Some(cause) = access.and_then(|a| a.store_failure) {
+                    return Err(QueryFailure::Store(cause));
+                }
+                let contract =
+                    |message: String| QueryFailure::Contract { domain: runner.domain().to_string(), message };
+                let text = match outcome.map_err(QueryFailure::Fault)? {
+                    Ok(text) => text,
+                    Err(QueryError::InvalidParameters(rejection)) => {
+                        return Err(QueryFailure::InvalidParameters(rejection));
+                    }
+                    Err(QueryError::NotFound(message)) => return Err(QueryFailure::NotFound(message)),
+                    Err(QueryError::UnknownQuery(message)) => {
+                        return Err(contract(format!("declared a query it does not answer: {message}")));
+                    }
+                    Err(QueryError::Failed(message)) => return Err(contract(format!("the query failed: {message}"))),
+                };
+                if text.len() > MAX_ANSWER_BYTES {
+                    return Err(contract(format!("answered {} bytes; the cap is {MAX_ANSWER_BYTES}", text.len())));
+                }
+                let data = RawValue::from_string(text)
+                    .map_err(|e| contract(format!("answered something that is not JSON: {e}")))?;
+                Ok(Arc::new(QueryAnswer { data, position, generation: generation.id.generation }))
+            })
+            .await
+            .map_err(|e: Arc<QueryFailure>| QueryFailure::clone(&e))?;
+        Ok((answer, !computed.load(Ordering::Relaxed)))
+    }
+}

@@ -1,0 +1,43 @@
+//! Admin: `GET /admin/v1/projections` (every generation's role, position, lag, state and last
+//! error) and `POST /admin/v1/domains/{domain}/projections/{name}/rebuild` (build a new
+//! generation from position 0 in the background; queries keep reading the active one).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{AppState, Problem};
+
+/// Every projection generation on this host.
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "projections": state.projections.statuses().await }))
+}
+
+/// Starts a rebuild; 202 with the new generation's number.
+pub async fn rebuild(
+    State(state): State<AppState>,
+    Path((domain, name)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    match state.projections.rebuild(&domain, &name).await {
+        Ok(Some(generation)) => Ok((
+            StatusCode::ACCEPTED,
+            Json(
+                json!({ "domain": domain, "projection": name, "generation": generation, "status": "/admin/v1/projections" }),
+            ),
+        )),
+        Ok(None) => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-projection",
+            format!("domain `{domain}` has no active projection `{name}`"),
+        )),
+        Err(cause) => {
+            tracing::error!(%cause, "rebuild failed");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The read model is unavailable; retry later.",
+            ))
+        }
+    }
+}
