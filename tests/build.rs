@@ -16,6 +16,7 @@ struct Build {
 
 const BUILDS: &[Build] = &[
     Build { name: "carriers", package: "carriers", features: "", folder: "plugins/carriers" },
+    Build { name: "orders", package: "orders", features: "", folder: "plugins/orders" },
     Build { name: "faulty", package: "faulty", features: "", folder: "tests/guests/faulty" },
     Build { name: "not-a-plugin", package: "not-a-plugin", features: "", folder: "tests/guests/not-a-plugin" },
     Build { name: "hostile", package: "hostile", features: "", folder: "tests/guests/hostile" },
@@ -28,9 +29,11 @@ const BUILDS: &[Build] = &[
         features: "carriers/incompatible",
         folder: "plugins/carriers",
     },
+    Build { name: "orders-next", package: "orders", features: "orders/next", folder: "plugins/orders" },
+    Build { name: "orders-faulty", package: "orders", features: "orders/faulty", folder: "plugins/orders" },
 ];
 /// The components the example host serves (the rest exist for tests).
-const EXAMPLES: &[&str] = &["carriers"];
+const EXAMPLES: &[&str] = &["carriers", "orders"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

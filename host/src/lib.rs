@@ -93,7 +93,12 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     )
     .await
     .context("starting the projections")?;
-    let queries = Arc::new(engine::Queries::new(registry.clone(), projections.clone(), models, 10_000));
+    let queries = Arc::new(engine::Queries::new(
+        registry.clone(),
+        projections.clone(),
+        models,
+        config.projections.query_cache_entries,
+    ));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
     let state = http::AppState { engine, store, registry, admin, commands, projections: projections.clone(), queries };
     let app = http::app(state, &config.http_settings());

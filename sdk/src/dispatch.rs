@@ -1,9 +1,17 @@
 //! The plumbing between the host's JSON-text boundary and an author's typed [`Aggregate`]:
-//! fold the history, decode the command, decide, encode the events. The wasm exports call these
-//! functions, and so can native code (tests, benchmarks) with exactly the same behaviour.
+//! fold the history, decode the command, decide, encode the events (and, in `read_side`, feed
+//! projectors and run queries). The wasm exports call these functions, and so can native code
+//! (tests, benchmarks) with exactly the same behaviour.
+
+mod read_side;
 
 use serde::Serialize;
 use serde_json::Value;
+
+pub use read_side::{
+    DomainReadSide, ProjectFailure, ProjectionInfo, QueryInfo, QueryRunError, decode_params, decode_recorded, project,
+    projection_info, query_info, run_query,
+};
 
 use crate::{
     Aggregate, CommandHandler, DomainInfo, EventStoreBackend, HandlerError, Rejection, StoreError, UnitOfWork,

@@ -43,11 +43,20 @@
 //! `command`/`payload` and kebab-case names (the name is the URL segment clients post to), events
 //! are an enum adjacently tagged with `type`/`data` (the variant name is the stored event type).
 //!
+//! The read side lives in [`read_side`]: [`Projector`]s turn events into JSON documents of a
+//! [`ReadModel`], and [`Query`]s answer named questions over them ([`Find`] builds the searches).
+//! List them in [`export_domain!`] after the aggregates (`projectors: [..], queries: [..]`).
+//!
 //! Build the crate as a `cdylib` for `wasm32-wasip2` and you have a component the host loads.
-//! Test it natively with [`testing::given`]: no wasm, no host.
+//! Test it natively with [`testing::given`], [`testing::project`] and [`testing::query`]: no
+//! wasm, no host.
 
 pub mod dispatch;
+mod export;
 pub mod log;
+pub mod params;
+pub mod read_model;
+pub mod read_side;
 mod rejection;
 pub mod testing;
 mod unit_of_work;
@@ -55,6 +64,11 @@ mod unit_of_work;
 #[doc(hidden)]
 pub mod wasm;
 
+pub use read_model::{
+    Direction, Document, Find, MemoryReadModel, Page, ReadModel, ReadModelError, ReadModelExt, ReadModelRead,
+    ReadModelReadExt,
+};
+pub use read_side::{ProjectError, Projector, Query, QueryError, Recorded};
 pub use rejection::{FieldError, Rejection, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -156,125 +170,4 @@ pub struct DomainInfo {
     pub event_types: Vec<String>,
     /// Extra capabilities asked for.
     pub capabilities: Vec<String>,
-}
-
-/// Exports a domain made of aggregates as a Cairn component.
-///
-/// ```text
-/// cairn_sdk::export_domain! {
-///     name: "carriers",
-///     description: "Registers carriers and keeps their contact details.",
-///     aggregates: [Carrier],
-/// }
-/// ```
-///
-/// It defines `pub struct Domain` (usable natively: [`dispatch::DomainPlugin`]) and, when built
-/// for wasm32, the component's `describe`, `decide` and `fold` exports. The version is the
-/// crate's `CARGO_PKG_VERSION` unless a `version: "x.y.z",` line follows the name. A trailing
-/// `capabilities: ["scratch"]` asks the host for capabilities beyond the role's (today:
-/// `scratch`, a per-domain directory mounted at `/scratch`).
-#[macro_export]
-macro_rules! export_domain {
-    (
-        name: $name:literal,
-        $(version: $version:expr,)?
-        description: $description:literal,
-        aggregates: [$($agg:ty),+ $(,)?]
-        $(, handlers: [$($handler:ty),* $(,)?])?
-        $(, capabilities: [$($capability:literal),* $(,)?])?
-        $(,)?
-    ) => {
-        /// This crate's Cairn domain, as the host sees it.
-        pub struct Domain;
-
-        impl $crate::dispatch::DomainPlugin for Domain {
-            fn info() -> $crate::DomainInfo {
-                let mut aggregates = ::std::vec::Vec::new();
-                let mut commands = ::std::vec::Vec::new();
-                let mut event_types = ::std::vec::Vec::new();
-                $(
-                    aggregates.push(<$agg as $crate::Aggregate>::NAME.to_string());
-                    for spec in <$agg as $crate::Aggregate>::COMMANDS {
-                        commands.push((<$agg as $crate::Aggregate>::NAME.to_string(), *spec));
-                    }
-                    for ty in <$agg as $crate::Aggregate>::EVENT_TYPES {
-                        event_types.push(ty.to_string());
-                    }
-                )+
-                $($(
-                    for spec in <$handler as $crate::CommandHandler>::COMMANDS {
-                        commands.push((spec.handled_for.unwrap_or_default().to_string(), *spec));
-                    }
-                )*)?
-                $crate::DomainInfo {
-                    name: $name.to_string(),
-                    version: {
-                        let version: &str = env!("CARGO_PKG_VERSION");
-                        $(let version: &str = $version;)?
-                        version.to_string()
-                    },
-                    description: $description.to_string(),
-                    aggregates,
-                    commands,
-                    event_types,
-                    capabilities: ::std::vec![$($($capability.to_string()),*)?],
-                }
-            }
-
-            fn decide(request: $crate::dispatch::DecideRequest) -> ::std::result::Result<::std::vec::Vec<$crate::dispatch::NewEvent>, $crate::dispatch::DecideError> {
-                $(
-                    if request.aggregate == <$agg as $crate::Aggregate>::NAME {
-                        return $crate::dispatch::decide::<$agg>(request);
-                    }
-                )+
-                Err($crate::dispatch::DecideError::UnknownCommand(format!("no aggregate `{}` in this domain", request.aggregate)))
-            }
-
-            fn fold(aggregate: &str, history: ::std::vec::Vec<$crate::dispatch::RecordedEvent>) -> ::std::result::Result<::std::string::String, $crate::dispatch::DecideError> {
-                $(
-                    if aggregate == <$agg as $crate::Aggregate>::NAME {
-                        return $crate::dispatch::fold_to_json::<$agg>(history);
-                    }
-                )+
-                Err($crate::dispatch::DecideError::UnknownCommand(format!("no aggregate `{aggregate}` in this domain")))
-            }
-        }
-
-        impl $crate::dispatch::DomainHandlers for Domain {
-            $crate::__handle_fn!($([$($handler),*])?);
-        }
-
-        #[cfg(target_arch = "wasm32")]
-        $crate::__export_wasm!(Domain);
-    };
-}
-
-/// The `handle` dispatch of [`export_domain!`]: a domain without handlers never touches the
-/// event store (so its component does not import it).
-#[macro_export]
-#[doc(hidden)]
-macro_rules! __handle_fn {
-    () => {
-        fn handle(
-            request: $crate::dispatch::HandleRequest,
-            _backend: &mut dyn $crate::EventStoreBackend,
-        ) -> ::std::result::Result<(), $crate::dispatch::HandleError> {
-            Err($crate::dispatch::HandleError::UnknownCommand(format!("no handler for `{}`", request.command)))
-        }
-        const HAS_HANDLERS: bool = false;
-    };
-    ([$($handler:ty),*]) => {
-        fn handle(
-            request: $crate::dispatch::HandleRequest,
-            backend: &mut dyn $crate::EventStoreBackend,
-        ) -> ::std::result::Result<(), $crate::dispatch::HandleError> {
-            $(
-                if <$handler as $crate::CommandHandler>::COMMANDS.iter().any(|c| c.name == request.command) {
-                    return $crate::dispatch::handle::<$handler>(request, backend);
-                }
-            )*
-            Err($crate::dispatch::HandleError::UnknownCommand(format!("no handler for `{}`", request.command)))
-        }
-        const HAS_HANDLERS: bool = true;
-    };
 }

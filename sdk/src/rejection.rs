@@ -77,13 +77,19 @@ impl Validation {
 
     /// `Ok(())` when every check passed, else a `validation-failed` rejection naming every field.
     pub fn finish(&mut self) -> Result<(), Rejection> {
+        self.finish_as("validation-failed", "The command has invalid fields")
+    }
+
+    /// Like [`Validation::finish`] with another code and message prefix; queries use
+    /// [`crate::params::check`], which finishes as `invalid-parameters`.
+    pub fn finish_as(&mut self, code: &str, message: &str) -> Result<(), Rejection> {
         if self.fields.is_empty() {
             return Ok(());
         }
         let names: Vec<&str> = self.fields.iter().map(|f| f.field.as_str()).collect();
         Err(Rejection {
-            code: "validation-failed".to_string(),
-            message: format!("The command has invalid fields: {}", names.join(", ")),
+            code: code.to_string(),
+            message: format!("{message}: {}", names.join(", ")),
             fields: std::mem::take(&mut self.fields),
         })
     }

@@ -7,8 +7,14 @@
 //!     .when_json("change-carrier-email", json!({"carrier_id": "c1", "email": "nope"}))
 //!     .then_rejected_with_fields("validation-failed", &["email"]);
 //! ```
+//!
+//! Projectors and queries have their own kit ([`project`], [`query`]), in `testing/read_side.rs`.
+
+mod read_side;
 
 use std::fmt::Debug;
+
+pub use read_side::{ProjectionScenario, START_MICROS, TICK_MICROS, project, project_on, query};
 
 use crate::Aggregate;
 use crate::dispatch::{self, DecideError, DecideRequest, RecordedEvent};

@@ -1,6 +1,9 @@
 //! The component glue, compiled only for wasm32: wit-bindgen's bindings for the
 //! `domain-plugin` world and the conversions between them and the SDK's own types. Plugin
-//! authors never see these types; [`crate::export_domain!`] wires them up.
+//! authors never see these types; [`crate::export_domain!`] wires them up. The read side's glue
+//! (projector and query exports, the host read model) is in `read_side`.
+
+pub mod read_side;
 
 use crate::dispatch::{self, DomainHandlers, DomainPlugin};
 use crate::{EventStoreBackend, Expected, FieldError, IdSource, Rejection, StoreError};
@@ -17,7 +20,8 @@ use cairn::domain::event_store as store;
 use cairn::domain::types as wit;
 use exports::cairn::domain::{aggregate as agg, command_handler as handler, plugin as plg};
 
-/// Exports `$ty: DomainPlugin` as the component's `plugin` and `aggregate` interfaces.
+/// Exports `$ty` (`DomainPlugin + DomainHandlers + DomainReadSide`) as the component's
+/// `plugin`, `aggregate`, `command-handler`, `projector` and `query` interfaces.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __export_wasm {
@@ -51,6 +55,28 @@ macro_rules! __export_wasm {
                 request: $crate::wasm::exports::cairn::domain::command_handler::HandleRequest,
             ) -> ::std::result::Result<(), $crate::wasm::exports::cairn::domain::command_handler::HandleError> {
                 $crate::wasm::handle::<$ty>(request)
+            }
+        }
+        impl $crate::wasm::exports::cairn::domain::projector::Guest for __CairnExports {
+            fn projections() -> ::std::vec::Vec<$crate::wasm::exports::cairn::domain::projector::ProjectionInfo> {
+                $crate::wasm::read_side::projections::<$ty>()
+            }
+            fn project(
+                projection: ::std::string::String,
+                events: ::std::vec::Vec<$crate::wasm::cairn::domain::types::RecordedEvent>,
+            ) -> ::std::result::Result<(), $crate::wasm::exports::cairn::domain::projector::ProjectFailure> {
+                $crate::wasm::read_side::project::<$ty>(projection, events)
+            }
+        }
+        impl $crate::wasm::exports::cairn::domain::query::Guest for __CairnExports {
+            fn queries() -> ::std::vec::Vec<$crate::wasm::exports::cairn::domain::query::QueryInfo> {
+                $crate::wasm::read_side::queries::<$ty>()
+            }
+            fn run(
+                query: ::std::string::String,
+                parameters: ::std::string::String,
+            ) -> ::std::result::Result<::std::string::String, $crate::wasm::exports::cairn::domain::query::QueryError> {
+                $crate::wasm::read_side::run::<$ty>(query, parameters)
             }
         }
         $crate::wasm::__export_domain_component!(__CairnExports with_types_in $crate::wasm);

@@ -51,6 +51,37 @@ pub struct Config {
     pub admin: AdminConfig,
     /// HTTP server timeouts.
     pub http: HttpConfig,
+    /// Projection runners and the query cache.
+    pub projections: ProjectionsConfig,
+}
+
+/// Projection runners and the query cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionsConfig {
+    /// Events per `project` call (and per read-model transaction).
+    pub batch_size: u32,
+    /// Longest wait between retries of a failing event, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Query answers kept in the cache.
+    pub query_cache_entries: u64,
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        Self { batch_size: 256, max_backoff_ms: 30_000, query_cache_entries: 10_000 }
+    }
+}
+
+impl ProjectionsConfig {
+    /// The runners' settings.
+    pub fn settings(&self) -> crate::engine::ProjectionSettings {
+        crate::engine::ProjectionSettings {
+            batch: self.batch_size.max(1),
+            max_backoff: std::time::Duration::from_millis(self.max_backoff_ms.max(10)),
+            ..Default::default()
+        }
+    }
 }
 
 /// HTTP server timeouts.
@@ -127,6 +158,7 @@ impl Default for Config {
             domains: BTreeMap::new(),
             admin: AdminConfig::default(),
             http: HttpConfig::default(),
+            projections: ProjectionsConfig::default(),
         }
     }
 }
@@ -143,6 +175,7 @@ const KEYS: &[&str] = &[
     "domains",
     "admin",
     "http",
+    "projections",
 ];
 
 impl Config {

@@ -12,8 +12,13 @@
 //!    during the swap against the same load in steady state.
 //! 6. Isolation: p99 of `register-carrier` alone, and while another domain's plugin spins until
 //!    its deadline on every call.
+//! 7. Read side (`bench/read_side.rs`): rebuild rate of `user_dashboard_stats` over 100k events,
+//!    and a query from the cache against the same query computed.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16).
+
+#[path = "bench/read_side.rs"]
+mod read_side;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +51,7 @@ fn main() -> Result<()> {
     runtime.block_on(handler_vs_aggregate(clients))?;
     runtime.block_on(hot_swap(clients))?;
     runtime.block_on(isolation(clients))?;
+    runtime.block_on(read_side::read_side())?;
     Ok(())
 }
 

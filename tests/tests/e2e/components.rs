@@ -77,3 +77,28 @@ async fn overreach() {
     reply.expect_problem(422, "invalid-plugin");
     assert!(reply.body["detail"].as_str().unwrap().contains("cairn:domain/event-store"), "{reply:?}");
 }
+
+#[tokio::test]
+async fn orders() {
+    let host = TestHost::start(&[cairn_tests::ORDERS_COMPONENT]).await.unwrap();
+    let created = host.command("orders", "create-order", json!({"user_id": "u1", "total_cents": 1250})).await.unwrap();
+    created.expect(201);
+    let position = created.body["position"].as_u64().unwrap();
+    let path = format!("/v1/domains/orders/queries/user-dashboard?user_id=u1&min_position={position}");
+    let stats = host.get(&path).await.unwrap();
+    stats.expect(200);
+    assert_eq!(stats.body["data"]["total_orders"], 1, "{stats:#?}");
+}
+
+#[tokio::test]
+async fn orders_next() {
+    let host = TestHost::start(&[cairn_tests::ORDERS_NEXT_COMPONENT]).await.unwrap();
+    let domains = host.admin_get("/admin/v1/domains").await.unwrap();
+    assert!(domains.body.to_string().contains("0.2.0"), "{domains:#?}");
+}
+
+#[tokio::test]
+async fn orders_faulty() {
+    let host = TestHost::start(&[cairn_tests::ORDERS_FAULTY_COMPONENT]).await.unwrap();
+    host.command("orders", "create-order", json!({"user_id": "u1", "total_cents": 5})).await.unwrap().expect(201);
+}

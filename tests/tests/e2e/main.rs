@@ -12,5 +12,7 @@ mod handlers;
 mod hostile;
 mod hot_swap;
 mod idempotency;
+mod projection_crash;
+mod read_side;
 mod restart;
 mod versions;

@@ -57,6 +57,8 @@ pub struct Generation {
     applied: AtomicU64,
     status: Mutex<(RunState, Option<ProjectionError>)>,
     stop: watch::Sender<bool>,
+    /// Cuts a failure's backoff short when a new plugin version takes the generation over.
+    wake: tokio::sync::Notify,
 }
 
 impl Generation {
@@ -72,6 +74,7 @@ impl Generation {
             applied: AtomicU64::new(0),
             status: Mutex::new((RunState::Starting, None)),
             stop: watch::channel(false).0,
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -280,6 +283,7 @@ impl Projections {
             self.models.set_plugin_version(&generation.id, plugin.version()).await?;
         }
         generation.plugin.store(Some(plugin));
+        generation.wake.notify_one();
         if !generation.running.swap(true, Ordering::AcqRel) {
             tokio::spawn(runner::run(self.clone(), generation.clone()));
         }

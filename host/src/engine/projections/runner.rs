@@ -43,7 +43,7 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
             Ok(slice) => slice,
             Err(e) => {
                 generation.fail(ProjectionError::store(e.0));
-                pause(&mut stop, &mut backoff, projections.settings.max_backoff).await;
+                pause(&generation, &mut stop, &mut backoff, projections.settings.max_backoff).await;
                 continue;
             }
         };
@@ -67,7 +67,7 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
                         None => ProjectionError::plugin(failure.message, failure.position),
                     };
                     generation.fail(error);
-                    pause(&mut stop, &mut backoff, projections.settings.max_backoff).await;
+                    pause(&generation, &mut stop, &mut backoff, projections.settings.max_backoff).await;
                     continue;
                 }
             }
@@ -162,8 +162,17 @@ async fn apply(
     }
 }
 
-/// Waits `backoff` (or until stopped), then doubles it up to `max`.
-async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, backoff: &mut Duration, max: Duration) {
-    let _ = tokio::time::timeout(*backoff, stop.changed()).await;
-    *backoff = (*backoff * 2).min(max);
+/// Waits `backoff` (or until stopped, or a new plugin version takes over), then doubles it up
+/// to `max`.
+async fn pause(
+    generation: &Generation,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    backoff: &mut Duration,
+    max: Duration,
+) {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => *backoff = (*backoff * 2).min(max),
+        _ = stop.changed() => {}
+        _ = generation.wake.notified() => *backoff = Duration::from_millis(10),
+    }
 }

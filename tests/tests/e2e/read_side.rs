@@ -1,0 +1,207 @@
+//! The read side through the real host with the `orders` domain: projections follow commands,
+//! queries read them (cached, `min_position` for read-your-writes), a held write transaction
+//! does not make a projector skip an event, a new projection version builds a new generation
+//! while the old one answers, a trapping projector stops only its own projection.
+
+use std::time::{Duration, Instant};
+
+use cairn_tests::{ORDERS_COMPONENT, ORDERS_FAULTY_COMPONENT, ORDERS_NEXT_COMPONENT, Reply, TestHost};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// Creates an order; its id and the global position of its event.
+async fn create(host: &TestHost, user: &str, cents: u64) -> (String, u64) {
+    let reply = host.command("orders", "create-order", json!({"user_id": user, "total_cents": cents})).await.unwrap();
+    reply.expect(201);
+    (reply.body["aggregate_id"].as_str().unwrap().to_string(), reply.body["position"].as_u64().unwrap())
+}
+
+async fn query(host: &TestHost, query: &str, params: &str) -> Reply {
+    host.get(&format!("/v1/domains/orders/queries/{query}?{params}")).await.unwrap()
+}
+
+/// Polls `GET /admin/v1/projections` until `done` holds for it (10 s at most).
+async fn wait_projections(host: &TestHost, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let reply = host.admin_get("/admin/v1/projections").await.unwrap();
+        let all = reply.body["projections"].as_array().cloned().unwrap_or_default();
+        if done(&all) {
+            return all;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "projections never got there: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn generation<'a>(all: &'a [Value], name: &str, role: &str) -> Option<&'a Value> {
+    all.iter().find(|p| p["name"] == name && p["role"] == role)
+}
+
+#[tokio::test]
+async fn commands_become_visible_through_cached_queries_and_min_position_reads_your_writes() {
+    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let (first, _) = create(&host, "ann", 1000).await;
+    let (second, _) = create(&host, "ann", 3000).await;
+    create(&host, "bob", 500).await;
+    host.command("orders", "confirm-order", json!({"order_id": first})).await.unwrap().expect(200);
+    let cancelled = host.command("orders", "cancel-order", json!({"order_id": second})).await.unwrap();
+    let position = cancelled.expect(200).body["position"].as_u64().unwrap();
+
+    let orders = query(&host, "orders-by-user", &format!("user_id=ann&min_position={position}")).await;
+    orders.expect(200);
+    assert!(orders.body["position"].as_u64().unwrap() >= position, "{orders:#?}");
+    let docs = orders.body["data"]["orders"].as_array().unwrap();
+    assert_eq!(docs.len(), 2, "{orders:#?}");
+    let status = |id: &str| docs.iter().find(|d| d["order_id"] == id).map(|d| d["status"].clone());
+    assert_eq!(status(&first), Some(json!("confirmed")));
+    assert_eq!(status(&second), Some(json!("cancelled")));
+
+    let stats = query(&host, "user-dashboard", &format!("user_id=ann&min_position={position}")).await;
+    let data = &stats.expect(200).body["data"];
+    assert_eq!(data["total_orders"], 1, "the cancelled order leaves the stats: {data}");
+    assert_eq!(data["lifetime_value_cents"], 1000, "{data}");
+    assert_eq!(data["average_order_value_cents"], 1000, "{data}");
+    assert!(data["last_order_at"].as_i64().is_some(), "{data}");
+
+    // The same question at the same position is answered from the cache; a new event moves the
+    // position and the next answer is computed anew.
+    let again = query(&host, "user-dashboard", "user_id=ann").await;
+    assert_eq!(again.expect(200).headers["cairn-cache"], "hit", "{again:#?}");
+    assert_eq!(again.body["position"], stats.body["position"]);
+    let (_, later) = create(&host, "ann", 500).await;
+    let fresh = query(&host, "user-dashboard", &format!("user_id=ann&min_position={later}")).await;
+    assert_eq!(fresh.expect(200).headers["cairn-cache"], "miss");
+    assert_eq!(fresh.body["data"]["total_orders"], 2);
+
+    let by_status = query(&host, "orders-by-status", &format!("status=cancelled&min_position={later}")).await;
+    let cancelled_ids: Vec<&Value> =
+        by_status.expect(200).body["data"]["orders"].as_array().unwrap().iter().map(|d| &d["order_id"]).collect();
+    assert_eq!(cancelled_ids, [&json!(second)]);
+
+    query(&host, "orders-by-user", "status=pending").await.expect_problem(400, "invalid-parameters");
+    query(&host, "no-such-query", "").await.expect_problem(404, "unknown-query");
+    let ahead = query(&host, "orders-by-user", "user_id=ann&min_position=1000000&wait_ms=200").await;
+    ahead.expect_problem(504, "min-position-not-reached");
+    assert_eq!(ahead.body["min_position"], 1_000_000);
+}
+
+#[tokio::test]
+async fn a_projector_still_gets_an_event_whose_transaction_was_held_open_while_later_appends_waited() {
+    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let (_, before) = create(&host, "early", 100).await;
+    // Another writer takes the database's write lock and appends an order, then holds its
+    // transaction open while the host's commands try to commit after it.
+    let url = format!("sqlite://{}", host.config.data_dir.join("cairn.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut held = raw.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let position: i64 = sqlx::query_scalar("SELECT MAX(position) + 1 FROM events").fetch_one(&mut *held).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (position, domain, stream, version, event_type, data, metadata, recorded_at) \
+         VALUES (?, 'orders', 'order-held', 1, 'OrderCreated', ?, '{}', ?)",
+    )
+    .bind(position)
+    .bind(json!({"user_id": "held", "total_cents": 700, "currency": "EUR"}).to_string())
+    .bind(1_800_000_000_000_000_i64)
+    .execute(&mut *held)
+    .await
+    .unwrap();
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let host = &host;
+            async move { create(host, &format!("later-{i}"), 10 + i).await }
+        })
+        .collect();
+    let commit_later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.commit().await.unwrap();
+    };
+    let (later, ()) = tokio::join!(futures::future::join_all(writers), commit_later);
+    let last = later.iter().map(|(_, p)| *p).max().unwrap();
+    assert!(later.iter().all(|(_, p)| *p > position as u64 && *p > before), "later appends come after the held one");
+
+    for user in std::iter::once("held".to_string()).chain((0..6).map(|i| format!("later-{i}"))) {
+        let orders = query(&host, "orders-by-user", &format!("user_id={user}&min_position={last}")).await;
+        assert_eq!(orders.expect(200).body["data"]["orders"].as_array().unwrap().len(), 1, "{user}: {orders:#?}");
+        let stats = query(&host, "user-dashboard", &format!("user_id={user}&min_position={last}")).await;
+        assert_eq!(stats.expect(200).body["data"]["total_orders"], 1, "{user}: applied once: {stats:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_projection_builds_a_new_generation_while_the_old_one_answers_then_switches_and_rolls_back() {
+    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let creates: Vec<_> = (0..400)
+        .map(|i| {
+            let host = &host;
+            async move { create(host, &format!("user-{}", i % 20), 100 + i).await }
+        })
+        .collect();
+    let created = futures::future::join_all(creates).await;
+    let last = created.iter().map(|(_, p)| *p).max().unwrap();
+    let before = query(&host, "orders-by-user", &format!("user_id=user-3&min_position={last}")).await;
+    assert_eq!(before.expect(200).body["generation"], 1);
+    assert!(before.body["data"]["orders"][0].get("total").is_none(), "v1 documents have no `total`");
+
+    host.deploy(ORDERS_NEXT_COMPONENT, "").await.unwrap().expect(201);
+    // Right after the switch of plugin version the new generation is still building: queries
+    // answer from generation 1 (with v1's documents), never fail.
+    let during = query(&host, "orders-by-user", "user_id=user-3").await;
+    assert_eq!(during.expect(200).body["generation"], 1, "{during:#?}");
+    let all = wait_projections(&host, |all| {
+        generation(all, "orders", "active").is_some_and(|g| g["generation"] == 2)
+            && generation(all, "orders", "building").is_none()
+    })
+    .await;
+    let stats = generation(&all, "user_dashboard_stats", "active").unwrap();
+    assert_eq!(stats["generation"], 1, "an unchanged projection keeps its generation: {all:#?}");
+    assert_eq!(stats["plugin_version"], "0.2.0", "and the new plugin version runs it");
+    let after = query(&host, "orders-by-user", &format!("user_id=user-3&min_position={last}")).await;
+    assert_eq!(after.expect(200).body["generation"], 2);
+    let docs = after.body["data"]["orders"].as_array().unwrap();
+    assert_eq!(docs.len(), 20, "every order rebuilt: {after:#?}");
+    assert!(docs.iter().all(|d| d["total"].as_str().is_some_and(|t| t.ends_with(" EUR"))), "{after:#?}");
+
+    // A rollback switches back to the retired generation at once; it catches up on what it missed.
+    let (_, newest) = create(&host, "user-3", 999).await;
+    host.admin_post("/admin/v1/domains/orders/rollback", json!({})).await.unwrap().expect(200);
+    wait_projections(&host, |all| generation(all, "orders", "active").is_some_and(|g| g["generation"] == 1)).await;
+    let back = query(&host, "orders-by-user", &format!("user_id=user-3&min_position={newest}&limit=200")).await;
+    assert_eq!(back.expect(200).body["generation"], 1);
+    assert_eq!(back.body["data"]["orders"].as_array().unwrap().len(), 21, "{back:#?}");
+}
+
+#[tokio::test]
+async fn a_projector_that_traps_stops_only_its_projection_with_the_error_visible() {
+    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    create(&host, "fine", 100).await;
+    host.deploy(ORDERS_FAULTY_COMPONENT, "").await.unwrap().expect(201);
+    let (trap_id, trap_position) = create(&host, "trap-me", 4200).await;
+    let (_, after) = create(&host, "fine", 300).await;
+
+    let all = wait_projections(&host, |all| {
+        generation(all, "orders", "active").is_some_and(|g| g["state"] == "failed" && !g["last_error"].is_null())
+    })
+    .await;
+    let failed = generation(&all, "orders", "active").unwrap();
+    let error = &failed["last_error"];
+    assert_eq!(error["position"], trap_position, "{failed:#?}");
+    assert_eq!(error["stream"], format!("order-{trap_id}"));
+    assert_eq!(error["event_type"], "OrderCreated");
+    assert!(error["message"].as_str().unwrap().contains("trap"), "{error}");
+    assert!(failed["position"].as_u64().unwrap() < trap_position, "it stopped before the failing event");
+
+    // The other projection goes on, and commands still succeed.
+    let stats = query(&host, "user-dashboard", &format!("user_id=trap-me&min_position={after}")).await;
+    assert_eq!(stats.expect(200).body["data"]["total_orders"], 1);
+    let orders = query(&host, "orders-by-user", &format!("user_id=fine&min_position={after}&wait_ms=300")).await;
+    orders.expect_problem(504, "min-position-not-reached");
+
+    // The fixed version takes over the same generation and gets past the event.
+    host.admin_post("/admin/v1/domains/orders/rollback", json!({})).await.unwrap().expect(200);
+    let orders = query(&host, "orders-by-user", &format!("user_id=trap-me&min_position={after}&wait_ms=10000")).await;
+    assert_eq!(orders.expect(200).body["data"]["orders"].as_array().unwrap().len(), 1, "{orders:#?}");
+    let all =
+        wait_projections(&host, |all| generation(all, "orders", "active").is_some_and(|g| g["state"] == "live")).await;
+    assert!(generation(&all, "orders", "active").unwrap()["last_error"].is_null());
+}
