@@ -47,9 +47,7 @@ impl RunningHost {
         // idempotency key keeps it from being applied twice.
         self.worker.abort();
         let _ = self.worker.await;
-        // A runner stopped mid-batch rolls its transaction back; the batch is applied again
-        // from the checkpoint at the next start.
-        self.projections.stop_all();
+        self.projections.stop_all().await;
         served
     }
 
@@ -59,7 +57,7 @@ impl RunningHost {
         let result = task.await.context("the server task panicked")?.context("serving HTTP");
         drop(shutdown);
         worker.abort();
-        projections.stop_all();
+        projections.stop_all().await;
         result
     }
 }

@@ -98,9 +98,9 @@ impl CommandEngine {
                 .collect::<Result<Vec<_>, CommandError>>()?;
             let body = serde_json::to_string(&Answer { results }).map_err(store_error)?;
             if streams.is_empty() {
-                return Ok(CommandOutcome { status: 200, body, replayed: false });
+                return Ok(CommandOutcome { status: 200, body, replayed: false, position: None });
             }
-            let outcome = CommandOutcome { status: 200, body, replayed: false };
+            let outcome = CommandOutcome { status: 200, body, replayed: false, position: None };
             let key = batch.idempotency_key.as_deref();
             if let Some(done) = self.commit(&plugin, &batch.domain, streams, key, &request_hash, outcome).await {
                 return done;

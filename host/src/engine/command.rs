@@ -52,6 +52,9 @@ pub struct CommandOutcome {
     pub body: String,
     /// True when this is a stored response replayed for a repeated idempotency key.
     pub replayed: bool,
+    /// The global position of the command's last event, once committed (not for replays): what
+    /// a client passes as `min_position` to read its own writes.
+    pub position: Option<u64>,
 }
 
 /// Why a command did not succeed. Each case maps to one HTTP status.
@@ -176,10 +179,10 @@ impl CommandEngine {
             let body = response::render(&target.primary, &target.aggregate_id, primary_version, &appends)?;
             let status = response::status(&target.primary, &appends);
             if appends.is_empty() {
-                return Ok(CommandOutcome { status: 200, body, replayed: false });
+                return Ok(CommandOutcome { status: 200, body, replayed: false, position: None });
             }
             let streams = stream_appends(&request.domain, appends, &metadata);
-            let outcome = CommandOutcome { status, body, replayed: false };
+            let outcome = CommandOutcome { status, body, replayed: false, position: None };
             let key = request.idempotency_key.as_deref();
             if let Some(done) = self.commit(&plugin, &request.domain, streams, key, &request_hash, outcome).await {
                 return done;
@@ -210,7 +213,7 @@ impl CommandEngine {
             }),
         };
         match self.store.append(batch).await {
-            Ok(result) => Some(Ok(response::with_position(outcome, &result))),
+            Ok(result) => Some(Ok(CommandOutcome { position: Some(result.last_position()), ..outcome })),
             Err(AppendError::WrongExpectedVersion { .. }) => None,
             Err(AppendError::DuplicateIdempotencyKey(stored)) => Some(replay(stored, request_hash)),
             Err(AppendError::Store(e)) => Some(Err(CommandError::Store(e))),
@@ -408,7 +411,7 @@ fn replay(stored: IdempotencyRecord, request_hash: &str) -> Result<CommandOutcom
     if stored.request_hash != request_hash {
         return Err(CommandError::IdempotencyKeyReused(stored.key));
     }
-    Ok(CommandOutcome { status: stored.status, body: stored.response, replayed: true })
+    Ok(CommandOutcome { status: stored.status, body: stored.response, replayed: true, position: None })
 }
 
 /// Reads the aggregate id from a top-level field of the payload: a non-empty string or an integer.

@@ -79,21 +79,3 @@ fn events(append: &BufferedAppend) -> Result<Vec<Event<'_>>, CommandError> {
 pub(super) fn status(primary: &str, appends: &[BufferedAppend]) -> u16 {
     if appends.iter().any(|a| a.stream == primary && a.first_version == 1) { 201 } else { 200 }
 }
-
-/// Adds `"position"` (the global position of the command's last event) to a committed answer:
-/// what a client passes as `min_position` to read its own writes from a query. Answers replayed
-/// for an idempotency key are the stored ones, without it.
-pub(super) fn with_position(
-    mut outcome: super::CommandOutcome,
-    result: &crate::store::AppendResult,
-) -> super::CommandOutcome {
-    if let (false, Some(rest)) = (result.streams.is_empty(), outcome.body.strip_prefix('{')) {
-        let position = result.last_position();
-        outcome.body = if rest.trim_start().starts_with('}') {
-            format!("{{\"position\":{position}{rest}")
-        } else {
-            format!("{{\"position\":{position},{rest}")
-        };
-    }
-    outcome
-}

@@ -94,6 +94,9 @@ pub async fn batch(
 fn respond(outcome: crate::engine::CommandOutcome) -> Response {
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], outcome.body).into_response();
+    if let Some(position) = outcome.position {
+        response.headers_mut().insert("cairn-position", header::HeaderValue::from(position));
+    }
     if outcome.replayed {
         response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
     }

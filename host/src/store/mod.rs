@@ -12,6 +12,8 @@ mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
 #[cfg(test)]
+mod sqlite_read_models_tests;
+#[cfg(test)]
 mod sqlite_tests;
 
 use async_trait::async_trait;

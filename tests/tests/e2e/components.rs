@@ -83,7 +83,7 @@ async fn orders() {
     let host = TestHost::start(&[cairn_tests::ORDERS_COMPONENT]).await.unwrap();
     let created = host.command("orders", "create-order", json!({"user_id": "u1", "total_cents": 1250})).await.unwrap();
     created.expect(201);
-    let position = created.body["position"].as_u64().unwrap();
+    let position = created.headers["cairn-position"].to_str().unwrap();
     let path = format!("/v1/domains/orders/queries/user-dashboard?user_id=u1&min_position={position}");
     let stats = host.get(&path).await.unwrap();
     stats.expect(200);

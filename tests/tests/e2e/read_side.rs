@@ -13,7 +13,22 @@ use sqlx::Connection;
 async fn create(host: &TestHost, user: &str, cents: u64) -> (String, u64) {
     let reply = host.command("orders", "create-order", json!({"user_id": user, "total_cents": cents})).await.unwrap();
     reply.expect(201);
-    (reply.body["aggregate_id"].as_str().unwrap().to_string(), reply.body["position"].as_u64().unwrap())
+    (reply.body["aggregate_id"].as_str().unwrap().to_string(), position(&reply))
+}
+
+/// The `Cairn-Position` of a command's answer.
+fn position(reply: &Reply) -> u64 {
+    reply.headers["cairn-position"].to_str().unwrap().parse().unwrap()
+}
+
+/// A host with the orders domain; the tests poll the admin API, so its rate limit is lifted.
+async fn start(component: &str) -> TestHost {
+    TestHost::start_with(&[component], |config| {
+        config.admin.rate_limit_per_minute = 1_000_000;
+        config.admin.rate_limit_burst = 100_000;
+    })
+    .await
+    .unwrap()
 }
 
 async fn query(host: &TestHost, query: &str, params: &str) -> Reply {
@@ -40,13 +55,13 @@ fn generation<'a>(all: &'a [Value], name: &str, role: &str) -> Option<&'a Value>
 
 #[tokio::test]
 async fn commands_become_visible_through_cached_queries_and_min_position_reads_your_writes() {
-    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let host = start(ORDERS_COMPONENT).await;
     let (first, _) = create(&host, "ann", 1000).await;
     let (second, _) = create(&host, "ann", 3000).await;
     create(&host, "bob", 500).await;
     host.command("orders", "confirm-order", json!({"order_id": first})).await.unwrap().expect(200);
     let cancelled = host.command("orders", "cancel-order", json!({"order_id": second})).await.unwrap();
-    let position = cancelled.expect(200).body["position"].as_u64().unwrap();
+    let position = position(cancelled.expect(200));
 
     let orders = query(&host, "orders-by-user", &format!("user_id=ann&min_position={position}")).await;
     orders.expect(200);
@@ -88,7 +103,7 @@ async fn commands_become_visible_through_cached_queries_and_min_position_reads_y
 
 #[tokio::test]
 async fn a_projector_still_gets_an_event_whose_transaction_was_held_open_while_later_appends_waited() {
-    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let host = start(ORDERS_COMPONENT).await;
     let (_, before) = create(&host, "early", 100).await;
     // Another writer takes the database's write lock and appends an order, then holds its
     // transaction open while the host's commands try to commit after it.
@@ -130,7 +145,7 @@ async fn a_projector_still_gets_an_event_whose_transaction_was_held_open_while_l
 
 #[tokio::test]
 async fn a_changed_projection_builds_a_new_generation_while_the_old_one_answers_then_switches_and_rolls_back() {
-    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let host = start(ORDERS_COMPONENT).await;
     let creates: Vec<_> = (0..400)
         .map(|i| {
             let host = &host;
@@ -173,7 +188,7 @@ async fn a_changed_projection_builds_a_new_generation_while_the_old_one_answers_
 
 #[tokio::test]
 async fn a_projector_that_traps_stops_only_its_projection_with_the_error_visible() {
-    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let host = start(ORDERS_COMPONENT).await;
     create(&host, "fine", 100).await;
     host.deploy(ORDERS_FAULTY_COMPONENT, "").await.unwrap().expect(201);
     let (trap_id, trap_position) = create(&host, "trap-me", 4200).await;

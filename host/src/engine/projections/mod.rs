@@ -140,6 +140,8 @@ pub struct Projections {
     slots: Mutex<HashMap<(String, String), Slot>>,
     /// Serialises reconciliations, promotions and rebuilds.
     changes: tokio::sync::Mutex<()>,
+    /// The runners and the activation follower, aborted at shutdown.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Projections {
@@ -167,13 +169,14 @@ impl Projections {
             settings,
             slots: Mutex::new(slots),
             changes: tokio::sync::Mutex::new(()),
+            tasks: Mutex::default(),
         });
         let mut activations = registry.activations();
         for plugin in registry.all() {
             this.sync(&plugin).await?;
         }
         let follower = this.clone();
-        tokio::spawn(async move {
+        let follow = tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 let plugins = match activations.recv().await {
@@ -188,6 +191,7 @@ impl Projections {
                 }
             }
         });
+        this.tasks.lock().expect("tasks lock").push(follow);
         Ok(this)
     }
 
@@ -197,10 +201,18 @@ impl Projections {
         slots.get(&(domain.to_string(), name.to_string())).and_then(|s| s.active.clone())
     }
 
-    /// Stops every runner (shutdown).
-    pub fn stop_all(&self) {
+    /// Stops every runner and the activation follower (shutdown). A batch cut off here was not
+    /// committed: it is applied again from the checkpoint at the next start.
+    pub async fn stop_all(&self) {
         for slot in self.slots.lock().expect("slots lock").values() {
             slot.active.iter().chain(slot.building.iter()).for_each(|g| g.halt());
+        }
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -285,7 +297,10 @@ impl Projections {
         generation.plugin.store(Some(plugin));
         generation.wake.notify_one();
         if !generation.running.swap(true, Ordering::AcqRel) {
-            tokio::spawn(runner::run(self.clone(), generation.clone()));
+            let task = tokio::spawn(runner::run(self.clone(), generation.clone()));
+            let mut tasks = self.tasks.lock().expect("tasks lock");
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
         }
         Ok(())
     }
