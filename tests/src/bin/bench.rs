@@ -15,7 +15,8 @@
 //! 7. Read side (`bench/read_side.rs`): rebuild rate of `user_dashboard_stats` over 100k events,
 //!    and a query from the cache against the same query computed.
 //!
-//! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16).
+//! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16),
+//! `--read-side` (only section 7).
 
 #[path = "bench/read_side.rs"]
 mod read_side;
@@ -44,8 +45,11 @@ fn main() -> Result<()> {
     let commands = flag("--commands", 4000);
     let clients = flag("--clients", 16);
     println!("cairn benchmark ({} cores)\n", std::thread::available_parallelism().map_or(1, |n| n.get()));
-    wasm_vs_native()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if args.iter().any(|a| a == "--read-side") {
+        return runtime.block_on(read_side::read_side());
+    }
+    wasm_vs_native()?;
     runtime.block_on(store_appends())?;
     runtime.block_on(http_commands(commands, clients))?;
     runtime.block_on(handler_vs_aggregate(clients))?;
