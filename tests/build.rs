@@ -22,6 +22,7 @@ const BUILDS: &[Build] = &[
     Build { name: "hostile", package: "hostile", features: "", folder: "tests/guests/hostile" },
     Build { name: "big-memory", package: "big-memory", features: "", folder: "tests/guests/big-memory" },
     Build { name: "overreach", package: "overreach", features: "", folder: "tests/guests/overreach" },
+    Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {
         name: "carriers-incompatible",

@@ -80,17 +80,13 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
     let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue));
     let commands = engine::AsyncCommands::new(engine.clone(), sqlite_queue, engine::QueueSettings::default());
-    let worker = tokio::spawn(commands.clone().work());
     let models: Arc<dyn store::ReadModels> =
         Arc::new(store::sqlite_read_models::SqliteReadModels::open(&config.data_dir).await?);
-    let projections = engine::Projections::start(
-        store.clone(),
-        models.clone(),
-        registry.clone(),
-        engine::ProjectionSettings::default(),
-    )
-    .await
-    .context("starting the projections")?;
+    let projections =
+        engine::Projections::start(store.clone(), models.clone(), registry.clone(), config.projections.settings())
+            .await
+            .context("starting the projections")?;
+    let worker = tokio::spawn(commands.clone().work());
     let queries = Arc::new(engine::Queries::new(
         registry.clone(),
         projections.clone(),

@@ -96,6 +96,8 @@ struct Key {
     params: String,
     generation: u64,
     position: u64,
+    /// The plugin version answering: a new version keeps the generation but may answer otherwise.
+    digest: String,
 }
 
 /// Runs and caches queries.
@@ -133,18 +135,27 @@ impl Queries {
         let unknown = || QueryFailure::UnknownQuery { domain: domain.to_string(), query: query.to_string() };
         let projection = plugin.query(query).ok_or_else(unknown)?.projection.clone();
         let not_ready = |reason: &str| QueryFailure::NotReady { projection: projection.clone(), reason: reason.into() };
-        let generation =
-            self.projections.serving(domain, &projection).ok_or_else(|| not_ready("it has no generation yet"))?;
+        let serving =
+            || self.projections.serving(domain, &projection).ok_or_else(|| not_ready("it has no generation yet"));
+        let mut generation = serving()?;
         if let Some(wanted) = min_position {
-            let mut position = generation.watch_position();
-            let reached = tokio::time::timeout(wait, position.wait_for(|p| *p >= wanted)).await;
-            if !matches!(reached, Ok(Ok(_))) {
-                return Err(QueryFailure::Timeout {
-                    projection: projection.clone(),
-                    wanted,
-                    reached: generation.position(),
-                    waited_ms: wait.as_millis() as u64,
-                });
+            // Waits on the serving generation, looking again now and then: a switch to a new
+            // generation while waiting must not turn into a timeout.
+            let deadline = tokio::time::Instant::now() + wait;
+            while generation.position() < wanted {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Err(QueryFailure::Timeout {
+                        projection: projection.clone(),
+                        wanted,
+                        reached: generation.position(),
+                        waited_ms: wait.as_millis() as u64,
+                    });
+                }
+                let slice = (deadline - now).min(Duration::from_millis(100));
+                let mut position = generation.watch_position();
+                let _ = tokio::time::timeout(slice, position.wait_for(|p| *p >= wanted)).await;
+                generation = serving()?;
             }
         }
         // The generation's own plugin answers: its queries know its documents' shape.
@@ -160,6 +171,7 @@ impl Queries {
             params: params.clone(),
             generation: generation.id.generation,
             position,
+            digest: runner.digest.clone(),
         };
         let computed = AtomicBool::new(false);
         let namespace = generation.id.namespace();

@@ -19,14 +19,21 @@ pub async fn rebuild(
     State(state): State<AppState>,
     Path((domain, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
+    use crate::engine::projections::Rebuild;
     match state.projections.rebuild(&domain, &name).await {
-        Ok(Some(generation)) => Ok((
+        Ok(Rebuild::Busy(generation)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "projection-building",
+            format!("generation {generation} of `{name}` is being built; rebuild once it serves"),
+        )
+        .with("generation", generation)),
+        Ok(Rebuild::Started(generation)) => Ok((
             StatusCode::ACCEPTED,
             Json(
                 json!({ "domain": domain, "projection": name, "generation": generation, "status": "/admin/v1/projections" }),
             ),
         )),
-        Ok(None) => Err(Problem::new(
+        Ok(Rebuild::Unknown) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "unknown-projection",
             format!("domain `{domain}` has no active projection `{name}`"),

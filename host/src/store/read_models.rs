@@ -94,11 +94,16 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
-/// Where a projection generation has got to, committed with its writes.
+/// Where a projection generation has got to, committed with its writes as a compare-and-set:
+/// the stored checkpoint must still be `expected` and the generation not retired, or nothing of
+/// the transaction commits. Two runners of one generation (a halted one finishing its batch, a
+/// restarted one) can therefore never both apply the same events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The generation.
     pub generation: GenerationId,
+    /// The stored checkpoint the batch started from.
+    pub expected: u64,
     /// Every event of the domain at or below this global position has been applied.
     pub position: u64,
 }

@@ -89,13 +89,13 @@ async fn a_checkpoint_commits_with_the_writes_and_a_dropped_transaction_writes_n
     assert!(models.read().await.unwrap().get(NS, "orders", "f").await.unwrap().is_none());
     let mut tx = models.write().await.unwrap();
     tx.upsert(NS, "orders", "f", "{}").await.unwrap();
-    tx.commit(Some(Checkpoint { generation: row.id.clone(), position: 42 })).await.unwrap();
+    tx.commit(Some(Checkpoint { generation: row.id.clone(), expected: 0, position: 42 })).await.unwrap();
     assert!(models.read().await.unwrap().get(NS, "orders", "f").await.unwrap().is_some());
     assert_eq!(models.generations().await.unwrap()[0].position, 42);
-    // A checkpoint never moves back: the stale transaction commits nothing.
+    // A transaction that started from a checkpoint that has moved since commits nothing.
     let mut stale = models.write().await.unwrap();
     stale.upsert(NS, "orders", "g", "{}").await.unwrap();
-    assert!(stale.commit(Some(Checkpoint { generation: row.id, position: 7 })).await.is_err());
+    assert!(stale.commit(Some(Checkpoint { generation: row.id, expected: 0, position: 50 })).await.is_err());
     assert!(models.read().await.unwrap().get(NS, "orders", "g").await.unwrap().is_none());
 }
 

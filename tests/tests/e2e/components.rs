@@ -102,3 +102,15 @@ async fn orders_faulty() {
     let host = TestHost::start(&[cairn_tests::ORDERS_FAULTY_COMPONENT]).await.unwrap();
     host.command("orders", "create-order", json!({"user_id": "u1", "total_cents": 5})).await.unwrap().expect(201);
 }
+
+#[tokio::test]
+async fn legacy_0_1_0() {
+    // Built against the released 0.1.0 contract: it loads on a 0.1.1 host, runs, and has no read side.
+    let host = TestHost::start(&[cairn_tests::LEGACY_0_1_0_COMPONENT]).await.unwrap();
+    host.command("legacy", "increment", json!({"counter_id": "c1"})).await.unwrap().expect(201);
+    let second = host.command("legacy", "increment", json!({"counter_id": "c1"})).await.unwrap();
+    assert_eq!(second.expect(200).body["events"][0]["data"]["count"], 2);
+    let again = host.deploy(cairn_tests::LEGACY_0_1_0_COMPONENT, "").await.unwrap();
+    assert_eq!(again.expect(200).body["describe"]["projections"], json!([]), "{again:#?}");
+    assert_eq!(again.body["describe"]["queries"], json!([]));
+}

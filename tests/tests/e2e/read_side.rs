@@ -220,3 +220,21 @@ async fn a_projector_that_traps_stops_only_its_projection_with_the_error_visible
         wait_projections(&host, |all| generation(all, "orders", "active").is_some_and(|g| g["state"] == "live")).await;
     assert!(generation(&all, "orders", "active").unwrap()["last_error"].is_null());
 }
+
+#[tokio::test]
+async fn concurrent_identical_misses_compute_once() {
+    let host = start(ORDERS_COMPONENT).await;
+    for round in 0..3 {
+        let (_, at) = create(&host, "many", 100 + round).await;
+        let path = format!("/v1/domains/orders/queries/user-dashboard?user_id=many&min_position={at}");
+        let requests: Vec<_> = (0..32).map(|_| host.get(&path)).collect();
+        let replies = futures::future::join_all(requests).await;
+        let positions: std::collections::HashSet<String> =
+            replies.iter().map(|r| r.as_ref().unwrap().body["position"].to_string()).collect();
+        let misses =
+            replies.iter().filter(|r| r.as_ref().unwrap().expect(200).headers["cairn-cache"] == "miss").count();
+        assert_eq!(positions.len(), 1, "all at one position: {positions:?}");
+        assert_eq!(misses, 1, "round {round}: 32 identical requests, one computation");
+        assert_eq!(replies[0].as_ref().unwrap().body["data"]["total_orders"], round + 1);
+    }
+}

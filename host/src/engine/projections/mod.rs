@@ -42,6 +42,17 @@ impl Default for ProjectionSettings {
     }
 }
 
+/// What a rebuild request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// A new generation is building.
+    Started(u64),
+    /// No active projection by that name.
+    Unknown,
+    /// This generation is already building; it must finish first.
+    Busy(u64),
+}
+
 /// One generation of one projection, with its runner's state.
 pub struct Generation {
     /// Which one.
@@ -54,6 +65,9 @@ pub struct Generation {
     building: AtomicBool,
     running: AtomicBool,
     position: watch::Sender<u64>,
+    /// The checkpoint as last committed (or read) in the store; `position` may be ahead of it
+    /// over events the projection does not read.
+    stored: AtomicU64,
     applied: AtomicU64,
     status: Mutex<(RunState, Option<ProjectionError>)>,
     stop: watch::Sender<bool>,
@@ -71,6 +85,7 @@ impl Generation {
             building: AtomicBool::new(row.role == GenerationRole::Building),
             running: AtomicBool::new(false),
             position: watch::channel(row.position).0,
+            stored: AtomicU64::new(row.position),
             applied: AtomicU64::new(0),
             status: Mutex::new((RunState::Starting, None)),
             stop: watch::channel(false).0,
@@ -106,6 +121,20 @@ impl Generation {
         self.applied.fetch_add(applied, Ordering::Relaxed);
         let mut status = self.status.lock().expect("status lock");
         status.1 = None;
+    }
+
+    /// Takes the stored checkpoint as the truth after a commit failed: another runner of this
+    /// generation may have moved it. False when the generation is gone or retired.
+    async fn resync(&self, models: &dyn ReadModels) -> bool {
+        let Ok(rows) = models.generations().await else { return true };
+        match rows.into_iter().find(|row| row.id == self.id) {
+            Some(row) if row.role != GenerationRole::Retired => {
+                self.stored.store(row.position, Ordering::Release);
+                self.advance(row.position, 0);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn set_state(&self, state: RunState) {
@@ -231,6 +260,14 @@ impl Projections {
                     slot.and_then(|s| s.retired.clone()),
                 )
             };
+            if let Some(old) = active.as_ref().filter(|a| a.version != info.version && a.plugin().is_none()) {
+                // After a restart: the active generation keeps answering with the version that built it.
+                match self.registry.load_version(&domain, &old.stored_plugin_version).await {
+                    Ok(previous) => self.adopt(old, previous).await?,
+                    Err(e) => tracing::warn!(domain, projection = %info.name, error = %e,
+                        "the plugin version of the active generation cannot be loaded; it is paused"),
+                }
+            }
             if let Some(active) = active.as_ref().filter(|a| a.version == info.version) {
                 self.adopt(active, plugin.clone()).await?;
                 match building {
@@ -242,22 +279,19 @@ impl Projections {
             }
             if let Some(building) = building.as_ref().filter(|b| b.version == info.version) {
                 self.adopt(building, plugin.clone()).await?;
-                if let Some(active) = active.as_ref().filter(|a| a.plugin().is_none()) {
-                    // After a restart mid-build: the active generation needs the version that built it.
-                    match self.registry.load_version(&domain, &active.stored_plugin_version).await {
-                        Ok(old) => self.adopt(active, old).await?,
-                        Err(e) => tracing::warn!(domain, projection = %info.name, error = %e,
-                            "the plugin version of the active generation cannot be loaded; it is paused"),
-                    }
-                }
                 continue;
             }
-            if let Some(row) = retired.filter(|r| r.version == info.version) {
-                // A rollback: the retired generation has this version; switch back at once.
-                let generation = Generation::new(&GenerationRow { role: GenerationRole::Active, ..row });
-                self.promote(&generation).await;
-                self.adopt(&generation, plugin.clone()).await?;
-                continue;
+            if let Some(retired) = retired.filter(|r| r.version == info.version) {
+                // A rollback: the retired generation has this version; switch back at once, from
+                // its checkpoint as stored (its last runner may have committed after the switch).
+                let stored = self.models.generations().await?.into_iter().find(|r| r.id == retired.id);
+                if let Some(row) = stored {
+                    let generation = Generation::new(&GenerationRow { role: GenerationRole::Active, ..row });
+                    if self.promote(&generation).await {
+                        self.adopt(&generation, plugin.clone()).await?;
+                    }
+                    continue;
+                }
             }
             if let Some(b) = building {
                 self.discard(&key, &b).await?;
@@ -277,15 +311,27 @@ impl Projections {
                 role = role.as_str(), "projection generation created");
             self.adopt(&generation, plugin.clone()).await?;
         }
-        // Projections the plugin no longer declares stop (their documents stay).
+        // Projections the plugin no longer declares stop; their active generation stays (dormant,
+        // documents kept) so that a version declaring them again continues it.
         let mut slots = self.slots.lock().expect("slots lock");
-        slots.retain(|(d, name), slot| {
-            let keep = d != &domain || plugin.projection(name).is_some();
-            if !keep {
-                slot.active.iter().chain(slot.building.iter()).for_each(|g| g.halt());
+        for ((d, name), slot) in slots.iter_mut() {
+            if d != &domain || plugin.projection(name).is_some() {
+                continue;
             }
-            keep
-        });
+            if let Some(building) = slot.building.take() {
+                building.halt();
+            }
+            if let Some(active) = slot.active.take_if(|a| a.plugin().is_some()) {
+                active.halt();
+                slot.active = Some(Generation::new(&GenerationRow {
+                    id: active.id.clone(),
+                    version: active.version,
+                    plugin_version: active.plugin().map(|p| p.version().to_string()).unwrap_or_default(),
+                    role: GenerationRole::Active,
+                    position: active.stored.load(Ordering::Acquire),
+                }));
+            }
+        }
         Ok(())
     }
 
@@ -295,7 +341,7 @@ impl Projections {
             self.models.set_plugin_version(&generation.id, plugin.version()).await?;
         }
         generation.plugin.store(Some(plugin));
-        generation.wake.notify_one();
+        generation.wake.notify_waiters();
         if !generation.running.swap(true, Ordering::AcqRel) {
             let task = tokio::spawn(runner::run(self.clone(), generation.clone()));
             let mut tasks = self.tasks.lock().expect("tasks lock");
@@ -323,17 +369,21 @@ impl Projections {
         let _serialised = self.changes.lock().await;
         let key = (generation.id.domain.clone(), generation.id.name.clone());
         let current = self.slots.lock().expect("slots lock").get(&key).and_then(|s| s.building.clone());
-        if current.is_some_and(|b| Arc::ptr_eq(&b, generation)) {
-            self.promote(generation).await;
+        let active = self.slots.lock().expect("slots lock").get(&key).and_then(|s| s.active.clone());
+        // Never switch queries to a generation behind the one they read: it catches up first.
+        let behind = active.is_some_and(|a| a.position() > generation.position());
+        if current.is_some_and(|b| Arc::ptr_eq(&b, generation)) && !behind {
+            let _ = self.promote(generation).await;
         }
     }
 
     /// Makes `generation` the one queries read; the active one is retired (kept for a rollback).
-    async fn promote(&self, generation: &Arc<Generation>) {
+    /// False when the store refused.
+    async fn promote(&self, generation: &Arc<Generation>) -> bool {
         let key = (generation.id.domain.clone(), generation.id.name.clone());
         if let Err(e) = self.models.promote(&generation.id).await {
             generation.fail(ProjectionError::store(format!("switching to the new generation failed: {}", e.0)));
-            return;
+            return false;
         }
         generation.building.store(false, Ordering::Release);
         let mut slots = self.slots.lock().expect("slots lock");
@@ -356,23 +406,26 @@ impl Projections {
         tracing::info!(domain = %generation.id.domain, projection = %generation.id.name,
             generation = generation.id.generation, "projection generation now serves queries");
         slot.active = Some(generation.clone());
+        true
     }
 
     /// Starts building `domain/name` anew from position 0 with the active generation's plugin;
     /// queries keep reading the active generation until the new one has caught up.
-    pub async fn rebuild(self: &Arc<Self>, domain: &str, name: &str) -> Result<Option<u64>, StoreError> {
+    /// Refused while a generation is being built (a new version's or an earlier rebuild).
+    pub async fn rebuild(self: &Arc<Self>, domain: &str, name: &str) -> Result<Rebuild, StoreError> {
+        let _serialised = self.changes.lock().await;
         let key = (domain.to_string(), name.to_string());
         let (active, building) = {
             let slots = self.slots.lock().expect("slots lock");
             let slot = slots.get(&key);
             (slot.and_then(|s| s.active.clone()), slot.and_then(|s| s.building.clone()))
         };
-        let Some(plugin) = active.as_ref().and_then(|a| a.plugin()) else { return Ok(None) };
-        let Some(active) = active else { return Ok(None) };
-        let _serialised = self.changes.lock().await;
-        if let Some(b) = building {
-            self.discard(&key, &b).await?;
+        if let Some(building) = building {
+            return Ok(Rebuild::Busy(building.id.generation));
         }
+        let Some((active, plugin)) = active.and_then(|a| a.plugin().map(|p| (a, p))) else {
+            return Ok(Rebuild::Unknown);
+        };
         let row = self
             .models
             .create_generation(domain, name, active.version, plugin.version(), GenerationRole::Building)
@@ -380,7 +433,7 @@ impl Projections {
         let generation = Generation::new(&row);
         self.slots.lock().expect("slots lock").entry(key).or_default().building = Some(generation.clone());
         self.adopt(&generation, plugin).await?;
-        Ok(Some(row.id.generation))
+        Ok(Rebuild::Started(row.id.generation))
     }
 
     /// Every live generation (active and building), for operators.

@@ -61,12 +61,16 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
                     if applied_to > position {
                         generation.advance(applied_to, 0);
                     }
+                    let store = failure.store;
                     let error = match event {
                         Some(e) => ProjectionError::at_event(failure.message, &e),
                         None if failure.store => ProjectionError::store(failure.message),
                         None => ProjectionError::plugin(failure.message, failure.position),
                     };
                     generation.fail(error);
+                    if store && !generation.resync(projections.models.as_ref()).await {
+                        break; // dropped or retired: another generation serves now
+                    }
                     pause(&generation, &mut stop, &mut backoff, projections.settings.max_backoff).await;
                     continue;
                 }
@@ -154,8 +158,11 @@ async fn apply(
     }
     match outcome {
         Ok(Ok(())) => {
-            let checkpoint = Checkpoint { generation: generation.id.clone(), position: to };
-            access.into_tx().commit(Some(checkpoint)).await.map_err(|e| store_failure(e.0))
+            let expected = generation.stored.load(std::sync::atomic::Ordering::Acquire);
+            let checkpoint = Checkpoint { generation: generation.id.clone(), expected, position: to };
+            access.into_tx().commit(Some(checkpoint)).await.map_err(|e| store_failure(e.0))?;
+            generation.stored.store(to, std::sync::atomic::Ordering::Release);
+            Ok(())
         }
         Ok(Err(failure)) => Err(Failure { message: failure.message, position: failure.position, store: false }),
         Err(fault) => Err(Failure { message: fault.to_string(), position: None, store: false }),
