@@ -54,7 +54,12 @@ pub(crate) async fn read_side() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let events = seed(&data).await?;
-    let host = TestHost::start_with(&[ORDERS_COMPONENT], |config| config.data_dir = data.clone()).await?;
+    let host = TestHost::start_with(&[ORDERS_COMPONENT], |config| {
+        config.data_dir = data.clone();
+        config.admin.rate_limit_per_minute = 1_000_000; // the bench polls the projections
+        config.admin.rate_limit_burst = 100_000;
+    })
+    .await?;
     wait_serving(&host, "user_dashboard_stats", 1).await?;
 
     let started = Instant::now();
@@ -95,7 +100,7 @@ async fn wait_serving(host: &TestHost, name: &str, generation: u64) -> Result<()
     let started = Instant::now();
     loop {
         let reply = host.admin_get("/admin/v1/projections").await?;
-        let all = reply.body["projections"].as_array().cloned().context("projections")?;
+        let all = reply.body["projections"].as_array().cloned().with_context(|| format!("{reply:?}"))?;
         let serving = all.iter().filter(|p| p["name"] == name).collect::<Vec<_>>();
         if serving.len() == 1 && serving[0]["generation"] == generation && serving[0]["state"] == "live" {
             return Ok(());
