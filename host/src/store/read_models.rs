@@ -184,6 +184,22 @@ pub trait ReadModelTx: Send {
     async fn upsert(&mut self, namespace: &str, collection: &str, id: &str, body: &str) -> Result<(), StoreError>;
     /// Deletes a document; true if it existed.
     async fn delete(&mut self, namespace: &str, collection: &str, id: &str) -> Result<bool, StoreError>;
+    /// Creates, replaces (`Some`) or deletes (`None`) several documents, in this order.
+    async fn write_many(
+        &mut self,
+        namespace: &str,
+        writes: &[(String, String, Option<String>)],
+    ) -> Result<(), StoreError> {
+        for (collection, id, body) in writes {
+            match body {
+                Some(body) => self.upsert(namespace, collection, id, body).await?,
+                None => {
+                    self.delete(namespace, collection, id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
     /// Commits the writes together with `checkpoint` (a read transaction just ends).
     async fn commit(self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError>;
 }

@@ -254,6 +254,35 @@ impl ReadModelTx for SqliteTx {
         Ok(())
     }
 
+    /// Upserts in multi-row statements (deletes one by one: they are rare).
+    async fn write_many(
+        &mut self,
+        namespace: &str,
+        writes: &[(String, String, Option<String>)],
+    ) -> Result<(), StoreError> {
+        let mut upserts = Vec::new();
+        for (collection, id, body) in writes {
+            match body {
+                Some(body) => upserts.push((collection, id, body)),
+                None => {
+                    self.delete(namespace, collection, id).await?;
+                }
+            }
+        }
+        for chunk in upserts.chunks(200) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO documents (namespace, collection, id, body) ");
+            insert.push_values(chunk, |mut row, (collection, id, body)| {
+                row.push_bind(namespace.to_string())
+                    .push_bind(collection.to_string())
+                    .push_bind(id.to_string())
+                    .push_bind(body.to_string());
+            });
+            insert.push(" ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body");
+            insert.build().execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
     async fn delete(&mut self, namespace: &str, collection: &str, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM documents WHERE namespace = ? AND collection = ? AND id = ?")
             .bind(namespace)

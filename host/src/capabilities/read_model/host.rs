@@ -137,6 +137,37 @@ impl ReadAccess {
             Err(ReadModelError::NotGranted("queries may only read the read model".into()))
         }
     }
+
+    /// The document as this call knows it, from the store the first time.
+    fn read(&mut self, collection: &str, id: &str) -> Result<Option<String>, ReadModelError> {
+        let key = (collection.to_string(), id.to_string());
+        if let Some(known) = self.known.get(&key) {
+            return Ok(known.clone());
+        }
+        let result = self.runtime.block_on(self.tx.get(&self.namespace, collection, id));
+        let body = self.check(result)?;
+        self.known.insert(key, body.clone());
+        Ok(body)
+    }
+
+    /// Buffers a write (`None` deletes); sends the buffer when it grows past its cap.
+    fn write(&mut self, collection: &str, id: &str, body: Option<String>) -> Result<(), ReadModelError> {
+        let key = (collection.to_string(), id.to_string());
+        self.dirty_bytes += body.as_ref().map_or(0, String::len) + key.0.len() + key.1.len();
+        self.dirty.push(key.clone());
+        self.known.insert(key, body);
+        if self.dirty_bytes > super::MAX_BUFFERED_BYTES {
+            self.flush_now()?;
+            self.known.clear();
+        }
+        Ok(())
+    }
+
+    fn flush_now(&mut self) -> Result<(), ReadModelError> {
+        let runtime = self.runtime.clone();
+        let result = runtime.block_on(self.flush());
+        self.check(result)
+    }
 }
 
 impl Host for HostState {
@@ -144,10 +175,7 @@ impl Host for HostState {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
         check_collection(&collection)?;
         check_id(&id)?;
-        {
-            let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id));
-            access.check(r)
-        }
+        access.read(&collection, &id)
     }
 
     fn upsert(&mut self, collection: String, id: String, body: String) -> Result<(), ReadModelError> {
@@ -156,10 +184,7 @@ impl Host for HostState {
         check_collection(&collection)?;
         check_id(&id)?;
         object(&body)?;
-        {
-            let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body));
-            access.check(r)
-        }
+        access.write(&collection, &id, Some(body))
     }
 
     fn delete(&mut self, collection: String, id: String) -> Result<bool, ReadModelError> {
@@ -167,20 +192,20 @@ impl Host for HostState {
         access.writable()?;
         check_collection(&collection)?;
         check_id(&id)?;
-        {
-            let r = access.runtime.block_on(access.tx.delete(&access.namespace, &collection, &id));
-            access.check(r)
+        let existed = access.read(&collection, &id)?.is_some();
+        if existed {
+            access.write(&collection, &id, None)?;
         }
+        Ok(existed)
     }
 
     fn find(&mut self, collection: String, request: FindRequest) -> Result<Page, ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
         check_collection(&collection)?;
         let find = find_request(request)?;
-        let page = {
-            let r = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find));
-            access.check(r)
-        }?;
+        access.flush_now()?;
+        let result = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find));
+        let page = access.check(result)?;
         Ok(Page {
             documents: page.documents.into_iter().map(|(id, body)| Document { id, body }).collect(),
             next_cursor: page.next.map(|c| c.encode()),
@@ -196,20 +221,12 @@ impl Host for HostState {
         if !delta.is_finite() {
             return Err(invalid("the delta must be a finite number"));
         }
-        let current = {
-            let r = access.runtime.block_on(access.tx.get(&access.namespace, &collection, &id));
-            access.check(r)
-        }?;
-        let mut doc = match current {
+        let mut doc = match access.read(&collection, &id)? {
             Some(body) => object(&body)?,
             None => Map::new(),
         };
         let value = add(&mut doc, &path, delta)?;
-        let body = Value::Object(doc).to_string();
-        {
-            let r = access.runtime.block_on(access.tx.upsert(&access.namespace, &collection, &id, &body));
-            access.check(r)
-        }?;
+        access.write(&collection, &id, Some(Value::Object(doc).to_string()))?;
         Ok(value)
     }
 }

@@ -160,7 +160,8 @@ async fn apply(
         Ok(Ok(())) => {
             let expected = generation.stored.load(std::sync::atomic::Ordering::Acquire);
             let checkpoint = Checkpoint { generation: generation.id.clone(), expected, position: to };
-            access.into_tx().commit(Some(checkpoint)).await.map_err(|e| store_failure(e.0))?;
+            let tx = access.finish().await.map_err(|e| store_failure(e.0))?;
+            tx.commit(Some(checkpoint)).await.map_err(|e| store_failure(e.0))?;
             generation.stored.store(to, std::sync::atomic::Ordering::Release);
             Ok(())
         }
