@@ -17,11 +17,13 @@ struct Build {
 const BUILDS: &[Build] = &[
     Build { name: "carriers", package: "carriers", features: "", folder: "plugins/carriers" },
     Build { name: "orders", package: "orders", features: "", folder: "plugins/orders" },
+    Build { name: "rates", package: "rates", features: "", folder: "plugins/rates" },
     Build { name: "faulty", package: "faulty", features: "", folder: "tests/guests/faulty" },
     Build { name: "not-a-plugin", package: "not-a-plugin", features: "", folder: "tests/guests/not-a-plugin" },
     Build { name: "hostile", package: "hostile", features: "", folder: "tests/guests/hostile" },
     Build { name: "big-memory", package: "big-memory", features: "", folder: "tests/guests/big-memory" },
     Build { name: "overreach", package: "overreach", features: "", folder: "tests/guests/overreach" },
+    Build { name: "gateway-probe", package: "gateway-probe", features: "", folder: "tests/guests/gateway-probe" },
     Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {
@@ -34,7 +36,7 @@ const BUILDS: &[Build] = &[
     Build { name: "orders-faulty", package: "orders", features: "orders/faulty", folder: "plugins/orders" },
 ];
 /// The components the example host serves (the rest exist for tests).
-const EXAMPLES: &[&str] = &["carriers", "orders"];
+const EXAMPLES: &[&str] = &["carriers", "orders", "rates"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

@@ -78,7 +78,11 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let plugins_dir = config.plugins_dir.exists() || config.plugins_dir != Config::default().plugins_dir;
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
-    let engine = Arc::new(engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue));
+    let gateway = Arc::new(capabilities::gateway::Gateway::new(config.gateway.settings()?)?);
+    let engine = Arc::new(
+        engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue)
+            .with_gateway(gateway.clone()),
+    );
     let commands = engine::AsyncCommands::new(engine.clone(), sqlite_queue, engine::QueueSettings::default());
     let models: Arc<dyn store::ReadModels> =
         Arc::new(store::sqlite_read_models::SqliteReadModels::open(&config.data_dir).await?);
@@ -94,7 +98,8 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         config.projections.query_cache_entries,
     ));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
-    let state = http::AppState { engine, store, registry, admin, commands, projections: projections.clone(), queries };
+    let state =
+        http::AppState { engine, store, registry, admin, commands, projections: projections.clone(), queries, gateway };
     let app = http::app(state, &config.http_settings());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

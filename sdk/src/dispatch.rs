@@ -112,19 +112,25 @@ pub trait DomainHandlers {
     fn handle(request: HandleRequest, backend: &mut dyn EventStoreBackend) -> Result<(), HandleError>;
 }
 
-/// Decodes the request's command for `H` and runs it over `backend`.
+/// Decodes the request's command for `H` and runs it over `backend` (gateway calls go to the
+/// host in a component, and are refused natively).
 pub fn handle<H: CommandHandler>(
     request: HandleRequest,
     backend: &mut dyn EventStoreBackend,
 ) -> Result<(), HandleError> {
+    handle_in::<H>(request, &mut UnitOfWork::new(backend))
+}
+
+/// Like [`handle`], over a unit of work the caller built (for instance with a gateway backend
+/// from [`UnitOfWork::with_gateway`]).
+pub fn handle_in<H: CommandHandler>(request: HandleRequest, work: &mut UnitOfWork<'_>) -> Result<(), HandleError> {
     let command = decode_tagged::<H::Command>("this domain's handlers", &request.command, &request.payload).map_err(
         |e| match e {
             DecideError::Rejected(r) => HandleError::Rejected(r),
             DecideError::UnknownCommand(m) | DecideError::CorruptHistory(m) => HandleError::UnknownCommand(m),
         },
     )?;
-    let mut work = UnitOfWork::new(backend);
-    H::default().handle(&mut work, &request.aggregate_id, command).map_err(|e| match e {
+    H::default().handle(work, &request.aggregate_id, command).map_err(|e| match e {
         HandlerError::Rejected(r) => HandleError::Rejected(r),
         HandlerError::Store(StoreError(m)) => HandleError::Failed(m),
     })

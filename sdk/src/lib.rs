@@ -47,12 +47,17 @@
 //! [`ReadModel`], and [`Query`]s answer named questions over them ([`Find`] builds the searches).
 //! List them in [`export_domain!`] after the aggregates (`projectors: [..], queries: [..]`).
 //!
+//! A [`CommandHandler`] may call outside services the operator configured through the host's
+//! gateway: `work.gateway().call("rates", GatewayRequest::get("/rates?from=GB"))` (see
+//! [`gateway`]); tests script the answers with [`testing::FakeGateway`].
+//!
 //! Build the crate as a `cdylib` for `wasm32-wasip2` and you have a component the host loads.
 //! Test it natively with [`testing::given`], [`testing::project`] and [`testing::query`]: no
 //! wasm, no host.
 
 pub mod dispatch;
 mod export;
+pub mod gateway;
 pub mod log;
 pub mod params;
 pub mod read_model;
@@ -64,6 +69,7 @@ mod unit_of_work;
 #[doc(hidden)]
 pub mod wasm;
 
+pub use gateway::{Gateway, GatewayBackend, GatewayError, GatewayRequest, GatewayResponse};
 pub use read_model::{
     Direction, Document, Find, MemoryReadModel, Page, ReadModel, ReadModelError, ReadModelExt, ReadModelRead,
     ReadModelReadExt,
@@ -133,7 +139,8 @@ impl CommandSpec {
 /// A command handler: a unit of work over several streams of the domain. It reads and appends
 /// through a [`UnitOfWork`] (usually by running aggregates' own rules with
 /// [`UnitOfWork::execute`]); the host commits everything it appended atomically when `handle`
-/// returns `Ok`, nothing otherwise, and runs it again on a version conflict.
+/// returns `Ok`, nothing otherwise, and runs it again on a version conflict. Only handlers may
+/// call outside services, through [`UnitOfWork::gateway`].
 pub trait CommandHandler: Default {
     /// The commands it handles (built with [`CommandSpec::handled`]).
     const COMMANDS: &'static [CommandSpec];

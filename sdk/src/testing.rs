@@ -8,12 +8,15 @@
 //!     .then_rejected_with_fields("validation-failed", &["email"]);
 //! ```
 //!
-//! Projectors and queries have their own kit ([`project`], [`query`]), in `testing/read_side.rs`.
+//! Projectors and queries have their own kit ([`project`], [`query`]), in `testing/read_side.rs`;
+//! a command handler's gateway calls are answered by a [`FakeGateway`] (`testing/gateway.rs`).
 
+mod gateway;
 mod read_side;
 
 use std::fmt::Debug;
 
+pub use gateway::{FakeGateway, GatewayCall};
 pub use read_side::{ProjectionScenario, START_MICROS, TICK_MICROS, project, project_on, query};
 
 use crate::Aggregate;
@@ -125,11 +128,7 @@ where
     #[track_caller]
     pub fn then_rejected_with_fields(self, code: &str, fields: &[&str]) -> Rejection {
         let rejection = self.then_rejected(code);
-        let mut got: Vec<&str> = rejection.fields.iter().map(|f| f.field.as_str()).collect();
-        let mut want = fields.to_vec();
-        got.sort_unstable();
-        want.sort_unstable();
-        assert_eq!(got, want, "the rejection names other fields: {rejection}");
+        assert_names_fields(&rejection, fields);
         rejection
     }
 
@@ -141,13 +140,20 @@ where
 
 /// A command handler scenario: past events on any streams, a command, then what was appended
 /// per stream (or the rejection). Runs natively over an in-memory store with the same
-/// read-your-writes and expected-version rules as the host's unit of work.
+/// read-your-writes and expected-version rules as the host's unit of work. Gateway calls are
+/// answered by the scenario's [`FakeGateway`] (by default: every call is `not-granted`).
 ///
 /// ```text
 /// given_streams()
 ///     .with::<EmailAddress>("a@b.io", [EmailEvent::EmailReserved { carrier_id: "c9".into() }])
 ///     .when::<Registration>("c1", "register-carrier", json!({"name": "A", "email": "a@b.io"}))
 ///     .then_rejected("email-taken");
+///
+/// given_streams()
+///     .with_gateway(FakeGateway::new().answer("rates", "/rates?from=GB", 200, json!({"price_cents": 900})))
+///     .when::<Quoting>("q1", "request-quote", json!({"from": "GB"}))
+///     .then_appended::<Quote>("q1", [quoted(900)])
+///     .then_called("rates", "/rates?from=GB");
 /// ```
 pub fn given_streams() -> HandlerScenario {
     HandlerScenario::default()
@@ -157,6 +163,7 @@ pub fn given_streams() -> HandlerScenario {
 #[derive(Debug, Default)]
 pub struct HandlerScenario {
     memory: Memory,
+    gateway: FakeGateway,
 }
 
 impl HandlerScenario {
@@ -167,6 +174,12 @@ impl HandlerScenario {
             let encoded = dispatch::encode_event(&event).expect("given event encodes");
             self.memory.stored.entry(stream.clone()).or_default().push(encoded);
         }
+        self
+    }
+
+    /// Answers the handler's gateway calls with `gateway`.
+    pub fn with_gateway(mut self, gateway: FakeGateway) -> Self {
+        self.gateway = gateway;
         self
     }
 
@@ -182,8 +195,9 @@ impl HandlerScenario {
             aggregate_id: id.to_string(),
             payload: payload.to_string(),
         };
-        let result = dispatch::handle::<H>(request, &mut self.memory);
-        HandlerOutcome { result, appended: self.memory.appended }
+        let mut work = crate::UnitOfWork::new(&mut self.memory).with_gateway(&mut self.gateway);
+        let result = dispatch::handle_in::<H>(request, &mut work);
+        HandlerOutcome { result, appended: self.memory.appended, calls: self.gateway.take_calls() }
     }
 }
 
@@ -192,6 +206,7 @@ impl HandlerScenario {
 pub struct HandlerOutcome {
     result: Result<(), dispatch::HandleError>,
     appended: Vec<(String, crate::dispatch::NewEvent)>,
+    calls: Vec<GatewayCall>,
 }
 
 impl HandlerOutcome {
@@ -233,6 +248,34 @@ impl HandlerOutcome {
             }
             other => panic!("expected a `{code}` rejection, got {other:?}"),
         }
+    }
+
+    /// Asserts a rejection with `code` that names exactly `fields` (in any order).
+    #[track_caller]
+    pub fn then_rejected_with_fields(&self, code: &str, fields: &[&str]) -> Rejection {
+        let rejection = self.then_rejected(code);
+        assert_names_fields(&rejection, fields);
+        rejection
+    }
+
+    /// Asserts the handler called `service` at `path` (query included); returns the first such
+    /// request for more checks (its idempotency key, headers, body).
+    #[track_caller]
+    pub fn then_called(&self, service: &str, path: &str) -> &crate::GatewayRequest {
+        match self.calls.iter().find(|c| c.service == service && c.request.path == path) {
+            Some(call) => &call.request,
+            None => panic!("no call to `{service}` at `{path}`; the calls: {:?}", self.calls),
+        }
+    }
+
+    /// Every gateway call the handler made, in order.
+    pub fn gateway_calls(&self) -> &[GatewayCall] {
+        &self.calls
+    }
+
+    /// What the handler returned.
+    pub fn result(&self) -> &Result<(), dispatch::HandleError> {
+        &self.result
     }
 }
 
@@ -290,4 +333,14 @@ impl crate::EventStoreBackend for Memory {
         self.appended.extend(events.into_iter().map(|e| (stream.to_string(), e)));
         Ok(head + count)
     }
+}
+
+/// Asserts that `rejection` names exactly `fields`, in any order.
+#[track_caller]
+fn assert_names_fields(rejection: &Rejection, fields: &[&str]) {
+    let mut got: Vec<&str> = rejection.fields.iter().map(|f| f.field.as_str()).collect();
+    let mut want = fields.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "the rejection names other fields: {rejection}");
 }

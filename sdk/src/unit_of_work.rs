@@ -1,11 +1,12 @@
 //! What a command handler works with: reads of the domain's streams and appends buffered by the
 //! host until the handler returns. [`UnitOfWork::execute`] runs an aggregate's own rules (load,
 //! fold, decide, append with the expected version), so handlers reuse them instead of appending
-//! raw events.
+//! raw events. [`UnitOfWork::gateway`] calls outside services through the host.
 
 use serde::Serialize;
 
 use crate::dispatch::{self, NewEvent, RecordedEvent};
+use crate::gateway::{Gateway, GatewayBackend};
 use crate::{Aggregate, Rejection};
 
 /// What an appender expects a stream's version to be.
@@ -58,15 +59,34 @@ pub trait EventStoreBackend {
 /// Events read per page when loading an aggregate.
 const PAGE: u32 = 1_000;
 
-/// A handler's view of the event store for one command.
+/// A handler's view of the event store (and the gateway) for one command.
 pub struct UnitOfWork<'a> {
     backend: &'a mut dyn EventStoreBackend,
+    gateway: Option<&'a mut dyn GatewayBackend>,
 }
 
 impl<'a> UnitOfWork<'a> {
-    /// A unit of work over `backend`.
+    /// A unit of work over `backend`; gateway calls go to the host (natively: all refused).
     pub fn new(backend: &'a mut dyn EventStoreBackend) -> Self {
-        Self { backend }
+        Self { backend, gateway: None }
+    }
+
+    /// Sends this unit's gateway calls to `gateway` (in tests, a
+    /// [`crate::testing::FakeGateway`]).
+    pub fn with_gateway(mut self, gateway: &'a mut dyn GatewayBackend) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Calls to outside services: `work.gateway().call("rates", GatewayRequest::get("/rates"))`.
+    /// The call happens now, while the handler runs (its outcome is not undone if the unit of
+    /// work is not committed), so give writes an idempotency key; a re-run after a version
+    /// conflict calls again.
+    pub fn gateway(&mut self) -> Gateway<'_> {
+        Gateway::new(match &mut self.gateway {
+            Some(gateway) => Some(&mut **gateway),
+            None => None,
+        })
     }
 
     /// Every event of `stream`, oldest first.

@@ -1,9 +1,13 @@
 //! The component glue, compiled only for wasm32: wit-bindgen's bindings for the
 //! `domain-plugin` world and the conversions between them and the SDK's own types. Plugin
 //! authors never see these types; [`crate::export_domain!`] wires them up. The read side's glue
-//! (projector and query exports, the host read model) is in `read_side`.
+//! (projector and query exports, the host read model) is in `read_side`, the gateway's in
+//! `gateway`.
 
+mod gateway;
 pub mod read_side;
+
+pub(crate) use gateway::HostGateway;
 
 use crate::dispatch::{self, DomainHandlers, DomainPlugin};
 use crate::{EventStoreBackend, Expected, FieldError, IdSource, Rejection, StoreError};

@@ -3,5 +3,6 @@
 //! A capability never knows which store backend it is talking to.
 
 pub mod event_store;
+pub mod gateway;
 pub mod log;
 pub mod read_model;

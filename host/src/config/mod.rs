@@ -2,6 +2,7 @@
 //! variables (nested keys with `__`, e.g. `CAIRN_LIMITS__DEADLINE_MS=250`), then command-line
 //! flags; validated once at start.
 
+mod gateway;
 mod limits;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use self::gateway::{GatewayConfig, ServiceConfig};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
 
 /// How log lines are written.
@@ -53,6 +55,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Projection runners and the query cache.
     pub projections: ProjectionsConfig,
+    /// Outside services plugins may call.
+    pub gateway: GatewayConfig,
 }
 
 /// Projection runners and the query cache.
@@ -159,6 +163,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             http: HttpConfig::default(),
             projections: ProjectionsConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -176,6 +181,7 @@ const KEYS: &[&str] = &[
     "admin",
     "http",
     "projections",
+    "gateway",
 ];
 
 impl Config {
@@ -206,6 +212,7 @@ impl Config {
         if self.max_body_bytes < 64 {
             bail!("max_body_bytes must be at least 64");
         }
+        self.gateway.settings()?;
         if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
             bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");
         }

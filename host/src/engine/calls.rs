@@ -92,10 +92,11 @@ pub(super) async fn handle_off_executor(
     plugin: Arc<Plugin>,
     request: HandleRequest,
     unit: UnitOfWork,
+    gateway: Option<crate::capabilities::gateway::GatewayAccess>,
 ) -> Result<(Vec<BufferedAppend>, HashMap<String, u64>), CommandError> {
     let span = tracing::Span::current();
     let outcome = tokio::task::spawn_blocking(move || {
-        let (outcome, unit) = span.in_scope(|| plugin.handle(&request, unit));
+        let (outcome, unit) = span.in_scope(|| plugin.handle(&request, unit, gateway));
         (plugin, outcome, unit)
     })
     .await;

@@ -147,13 +147,26 @@ pub struct CommandEngine {
     store: Arc<dyn EventStore>,
     max_attempts: u32,
     budgets: calls::DomainBudgets,
+    gateway: Option<Arc<crate::capabilities::gateway::Gateway>>,
 }
 
 impl CommandEngine {
     /// An engine that retries version conflicts up to `max_attempts` times in all, and lets a
     /// call wait up to `queue` for a free slot of its domain.
     pub fn new(registry: Arc<Registry>, store: Arc<dyn EventStore>, max_attempts: u32, queue: Duration) -> Self {
-        Self { registry, store, max_attempts: max_attempts.max(1), budgets: calls::DomainBudgets::new(queue) }
+        Self {
+            registry,
+            store,
+            max_attempts: max_attempts.max(1),
+            budgets: calls::DomainBudgets::new(queue),
+            gateway: None,
+        }
+    }
+
+    /// Lets command handlers call the outside services of `gateway`.
+    pub fn with_gateway(mut self, gateway: Arc<crate::capabilities::gateway::Gateway>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 
     /// Handles one command end to end: an aggregate's `decide` or a command handler's `handle`,
@@ -348,7 +361,12 @@ impl CommandEngine {
             payload: request.payload.clone(),
         };
         let slot = self.budgets.acquire(plugin).await?;
-        let appends = calls::handle_off_executor(plugin.clone(), handle, unit).await;
+        let gateway = self.gateway.clone().map(|gateway| crate::capabilities::gateway::GatewayAccess {
+            domain: request.domain.clone(),
+            gateway,
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let appends = calls::handle_off_executor(plugin.clone(), handle, unit, gateway).await;
         drop(slot);
         appends
     }

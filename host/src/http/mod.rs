@@ -52,6 +52,8 @@ pub struct AppState {
     pub projections: Arc<crate::engine::Projections>,
     /// The query runner and its cache.
     pub queries: Arc<crate::engine::Queries>,
+    /// Outside services, for their status.
+    pub gateway: Arc<crate::capabilities::gateway::Gateway>,
 }
 
 /// The request id header, set on every request that lacks one and echoed on every response.
@@ -85,6 +87,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/domains", get(admin::domains))
         .route("/domains/{domain}/versions", get(admin::versions))
         .route("/projections", get(projections::list))
+        .route("/gateway", get(projections::gateway))
         .route("/domains/{domain}/projections/{name}/rebuild", post(projections::rebuild))
         .route("/dead-letters", get(queued::dead_letters))
         .route("/dead-letters/{id}", axum::routing::delete(queued::discard))

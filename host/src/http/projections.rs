@@ -1,4 +1,4 @@
-//! Admin: `GET /admin/v1/projections` (every generation's role, position, lag, state and last
+//! Admin: `GET /admin/v1/gateway` (outside services), `GET /admin/v1/projections` (every generation's role, position, lag, state and last
 //! error) and `POST /admin/v1/domains/{domain}/projections/{name}/rebuild` (build a new
 //! generation from position 0 in the background; queries keep reading the active one).
 
@@ -8,6 +8,11 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{AppState, Problem};
+
+/// Every outside service: calls, attempts, retries, errors, latency and breaker state.
+pub async fn gateway(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "services": state.gateway.statuses() }))
+}
 
 /// Every projection generation on this host.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {

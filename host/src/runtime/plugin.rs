@@ -19,6 +19,7 @@ use crate::bindings::query::{QueryError, QueryInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
 use crate::bindings::{aggregate, command_handler, plugin, projector, query};
 use crate::capabilities::event_store::UnitOfWork;
+use crate::capabilities::gateway::GatewayAccess;
 use crate::capabilities::log::LogContext;
 use crate::capabilities::read_model::ReadAccess;
 
@@ -71,6 +72,8 @@ pub struct Grants {
     pub unit: Option<UnitOfWork>,
     /// The read model of a `project` or `run` call.
     pub read: Option<ReadAccess>,
+    /// The outside services of a `handle` call.
+    pub gateway: Option<GatewayAccess>,
 }
 
 /// The body of a plugin call: the store, the fresh instance and where its exports are.
@@ -148,7 +151,9 @@ impl Plugin {
         validate(&info, &plugin.projections, &plugin.queries)
             .map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
         let handles = info.commands.iter().any(|c| c.kind == CommandKind::Handle);
-        if let Some(import) = imports.iter().find(|i| i.starts_with("cairn:domain/event-store")).filter(|_| !handles) {
+        let handler_only =
+            |i: &&String| i.starts_with("cairn:domain/event-store") || i.starts_with("cairn:domain/gateway");
+        if let Some(import) = imports.iter().find(handler_only).filter(|_| !handles) {
             return Err(LoadError::Link(format!(
                 "it imports `{import}`, which only command handlers are granted, and declares no `handle` command"
             )));
@@ -215,8 +220,9 @@ impl Plugin {
         &self,
         request: &command_handler::HandleRequest,
         unit: UnitOfWork,
+        gateway: Option<GatewayAccess>,
     ) -> (Result<Result<(), command_handler::HandleError>, PluginFault>, Option<UnitOfWork>) {
-        let grants = Grants { unit: Some(unit), read: None };
+        let grants = Grants { unit: Some(unit), read: None, gateway };
         let (result, grants) = self.call_with(
             "handle",
             grants,
@@ -247,7 +253,7 @@ impl Plugin {
         events: &[RecordedEvent],
         read: ReadAccess,
     ) -> (Result<Result<(), ProjectFailure>, PluginFault>, Option<ReadAccess>) {
-        let grants = Grants { unit: None, read: Some(read) };
+        let grants = Grants { read: Some(read), ..Grants::default() };
         let (result, grants) = self.call_with(
             "project",
             grants,
@@ -267,7 +273,7 @@ impl Plugin {
         parameters: &str,
         read: ReadAccess,
     ) -> (Result<Result<String, QueryError>, PluginFault>, Option<ReadAccess>) {
-        let grants = Grants { unit: None, read: Some(read) };
+        let grants = Grants { read: Some(read), ..Grants::default() };
         let (result, grants) = self.call_with(
             "run",
             grants,
@@ -338,6 +344,7 @@ impl Plugin {
         };
         state.unit = grants.unit;
         state.read = grants.read;
+        state.gateway = grants.gateway;
         let mut store = Store::new(self.pre.engine(), state);
         if self.runtime.enforce {
             store.limiter(|state| &mut state.limiter);
@@ -347,7 +354,7 @@ impl Plugin {
         let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance, &self.exports));
         let result = result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded));
         let state = store.data_mut();
-        (result, Grants { unit: state.unit.take(), read: state.read.take() })
+        (result, Grants { unit: state.unit.take(), read: state.read.take(), gateway: state.gateway.take() })
     }
 
     fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {

@@ -25,6 +25,8 @@ pub struct HostState {
     pub(crate) unit: Option<UnitOfWork>,
     /// The read model of a `project` (read-write) or `run` (read-only) call; `None` elsewhere.
     pub(crate) read: Option<ReadAccess>,
+    /// The gateway of a `handle` call; `None` elsewhere.
+    pub(crate) gateway: Option<crate::capabilities::gateway::GatewayAccess>,
 }
 
 impl HostState {
@@ -42,6 +44,7 @@ impl HostState {
             log,
             unit: None,
             read: None,
+            gateway: None,
         })
     }
 }

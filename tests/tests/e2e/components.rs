@@ -114,3 +114,20 @@ async fn legacy_0_1_0() {
     assert_eq!(again.expect(200).body["describe"]["projections"], json!([]), "{again:#?}");
     assert_eq!(again.body["describe"]["queries"], json!([]));
 }
+
+#[tokio::test]
+async fn gateway_probe() {
+    // Loads, and without a configured service its calls are refused with a typed error.
+    let host = TestHost::start(&[cairn_tests::GATEWAY_PROBE_COMPONENT]).await.unwrap();
+    let reply = host.command("gateway-probe", "call", json!({"service": "rates", "method": "GET", "path": "/"})).await;
+    assert_eq!(reply.unwrap().expect(201).body["events"][0]["data"]["error"], "not-granted");
+}
+
+#[tokio::test]
+async fn rates() {
+    // Loads; without a configured rate service every quote is refused with a reason.
+    let host = TestHost::start(&[cairn_tests::RATES_COMPONENT]).await.unwrap();
+    let body = json!({"carrier_id": "c1", "from": "GB", "to": "FR", "weight_grams": 10});
+    let reply = host.command("rates", "request-quote", body).await.unwrap();
+    reply.expect_problem(422, "rate-unavailable");
+}

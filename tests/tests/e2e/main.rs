@@ -8,6 +8,7 @@ mod commands;
 mod components;
 mod concurrency;
 mod faults;
+mod gateway;
 mod handlers;
 mod hostile;
 mod hot_swap;

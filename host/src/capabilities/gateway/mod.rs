@@ -1,0 +1,271 @@
+//! `cairn:domain/gateway` for command handlers: calls to operator-named outside services with a
+//! timeout per attempt, retries with exponential backoff and full jitter, a circuit breaker per
+//! service (shared by every domain), a cap on the response read before the plugin sees it, and
+//! paths that cannot leave the service's base URL. Only domains in a service's
+//! `allowed_domains` may call it, and only inside `handle`.
+
+mod breaker;
+mod host;
+mod path;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use self::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
+use crate::bindings::gateway::{GatewayError, Request, Response};
+
+/// One service's policy, from `[gateway.services.<name>]`.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Where paths are joined.
+    pub base: reqwest::Url,
+    /// Domains that may call it.
+    pub allowed_domains: Vec<String>,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts per call.
+    pub max_attempts: u32,
+    /// First backoff.
+    pub backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+    /// Statuses retried (and counted as breaker failures).
+    pub retry_statuses: Vec<u16>,
+    /// Whether connection errors and timeouts are retried.
+    pub retry_errors: bool,
+    /// The breaker.
+    pub breaker: BreakerSettings,
+    /// Largest response body.
+    pub max_response_bytes: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+    errors: AtomicU64,
+    rejected_open: AtomicU64,
+    latency_micros: AtomicU64,
+}
+
+struct Service {
+    settings: ServiceSettings,
+    breaker: Breaker,
+    counters: Counters,
+}
+
+/// Every service, with its breaker and counters.
+pub struct Gateway {
+    client: reqwest::Client,
+    services: BTreeMap<String, Service>,
+}
+
+/// One service as `GET /admin/v1/gateway` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Its name.
+    pub name: String,
+    /// Its base URL.
+    pub base_url: String,
+    /// Breaker state.
+    pub breaker: BreakerState,
+    /// Calls made by plugins.
+    pub calls: u64,
+    /// HTTP attempts (calls + retries).
+    pub attempts: u64,
+    /// Retries.
+    pub retries: u64,
+    /// Calls that ended in an error.
+    pub errors: u64,
+    /// Calls refused by an open breaker.
+    pub rejected_open: u64,
+    /// Mean call latency, milliseconds.
+    pub mean_latency_ms: f64,
+}
+
+impl Gateway {
+    /// The gateway over `services`.
+    pub fn new(services: BTreeMap<String, ServiceSettings>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let services = services
+            .into_iter()
+            .map(|(name, settings)| {
+                let breaker = Breaker::new(settings.breaker);
+                (name, Service { settings, breaker, counters: Counters::default() })
+            })
+            .collect();
+        Ok(Self { client, services })
+    }
+
+    /// Every service's counters and breaker state.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        let now = Instant::now();
+        self.services
+            .iter()
+            .map(|(name, s)| {
+                let c = &s.counters;
+                let calls = c.calls.load(Ordering::Relaxed);
+                ServiceStatus {
+                    name: name.clone(),
+                    base_url: s.settings.base.to_string(),
+                    breaker: s.breaker.state(now),
+                    calls,
+                    attempts: c.attempts.load(Ordering::Relaxed),
+                    retries: c.retries.load(Ordering::Relaxed),
+                    errors: c.errors.load(Ordering::Relaxed),
+                    rejected_open: c.rejected_open.load(Ordering::Relaxed),
+                    mean_latency_ms: c.latency_micros.load(Ordering::Relaxed) as f64 / 1000.0 / calls.max(1) as f64,
+                }
+            })
+            .collect()
+    }
+
+    /// One call of `domain` to `service`, with the service's policy.
+    pub async fn call(&self, domain: &str, service: &str, request: Request) -> Result<Response, GatewayError> {
+        let not_granted =
+            || GatewayError::NotGranted(format!("domain `{domain}` may not call the service `{service}`"));
+        let svc = self.services.get(service).ok_or_else(not_granted)?;
+        if !svc.settings.allowed_domains.iter().any(|d| d == domain) {
+            return Err(not_granted());
+        }
+        let url = path::resolve(&svc.settings.base, &request.path).map_err(GatewayError::InvalidRequest)?;
+        let method = match request.method.to_ascii_uppercase().as_str() {
+            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
+                reqwest::Method::from_bytes(m.as_bytes()).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
+            }
+            other => return Err(GatewayError::InvalidRequest(format!("the method `{other}` is not allowed"))),
+        };
+        let started = Instant::now();
+        svc.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.attempts(svc, service, &url, &method, &request).await;
+        svc.counters.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if outcome.is_err() {
+            svc.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    async fn attempts(
+        &self,
+        svc: &Service,
+        name: &str,
+        url: &reqwest::Url,
+        method: &reqwest::Method,
+        request: &Request,
+    ) -> Result<Response, GatewayError> {
+        let settings = &svc.settings;
+        let mut last_error = GatewayError::Unavailable(format!("`{name}` was not called"));
+        for attempt in 1..=settings.max_attempts {
+            if attempt > 1 {
+                svc.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff(settings, attempt - 1)).await;
+            }
+            let Some(admission) = svc.breaker.admit(Instant::now()) else {
+                svc.counters.rejected_open.fetch_add(1, Ordering::Relaxed);
+                return Err(GatewayError::CircuitOpen(format!(
+                    "the circuit of `{name}` is open after repeated failures; retry later"
+                )));
+            };
+            svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            let result = self.attempt(settings, name, url, method, request).await;
+            let (retry, failure) = match &result {
+                Ok(response) => {
+                    let retried = settings.retry_statuses.contains(&response.status);
+                    (retried, retried || response.status >= 500)
+                }
+                Err(GatewayError::Timeout(_) | GatewayError::Unavailable(_)) => (settings.retry_errors, true),
+                Err(_) => (false, false),
+            };
+            svc.breaker.record(admission, !failure, Instant::now());
+            match result {
+                Ok(response) if retry => last_error = GatewayError::UpstreamStatus(response),
+                Ok(response) => return Ok(response),
+                Err(error) if retry => last_error = error,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn attempt(
+        &self,
+        settings: &ServiceSettings,
+        name: &str,
+        url: &reqwest::Url,
+        method: &reqwest::Method,
+        request: &Request,
+    ) -> Result<Response, GatewayError> {
+        let mut builder = self.client.request(method.clone(), url.clone()).timeout(settings.timeout);
+        for (header, value) in &request.headers {
+            let lowered = header.to_ascii_lowercase();
+            if matches!(lowered.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+                return Err(GatewayError::InvalidRequest(format!("the header `{header}` is set by the host")));
+            }
+            builder = builder.header(header, value);
+        }
+        if let Some(key) = &request.idempotency_key {
+            builder = builder.header("idempotency-key", key);
+        }
+        if !request.body.is_empty() {
+            builder = builder.body(request.body.clone());
+        }
+        let timeout = |_| GatewayError::Timeout(format!("`{name}` did not answer within {:?}", settings.timeout));
+        let mut response = builder.send().await.map_err(|e| {
+            if e.is_timeout() {
+                timeout(())
+            } else if e.is_builder() {
+                GatewayError::InvalidRequest(format!("the request to `{name}` is malformed: {e}"))
+            } else {
+                GatewayError::Unavailable(format!("`{name}` could not be reached"))
+            }
+        })?;
+        let too_large =
+            || GatewayError::TooLarge(format!("`{name}` answered more than {} bytes", settings.max_response_bytes));
+        if response.content_length().is_some_and(|n| n as usize > settings.max_response_bytes) {
+            return Err(too_large());
+        }
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > settings.max_response_bytes {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(timeout(())),
+                Err(_) => return Err(GatewayError::Unavailable(format!("`{name}` broke off its answer"))),
+            }
+        }
+        Ok(Response { status, headers, body })
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^(retry-1))]`.
+fn backoff(settings: &ServiceSettings, retry: u32) -> Duration {
+    let ceiling = settings.backoff.saturating_mul(1 << (retry - 1).min(16)).min(settings.max_backoff);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    ceiling.mul_f64(f64::from(nanos % 1000) / 1000.0)
+}
+
+/// A `handle` call's access to the gateway.
+pub struct GatewayAccess {
+    /// The calling domain.
+    pub domain: String,
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The runtime the async calls run on.
+    pub runtime: tokio::runtime::Handle,
+}

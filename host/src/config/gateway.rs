@@ -1,0 +1,105 @@
+//! `[gateway.services.<name>]`: the outside services plugins may call, as the operator names
+//! them: base URL, timeout, retry policy, breaker thresholds, response cap, and the domains
+//! allowed to use each one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::gateway::{BreakerSettings, ServiceSettings};
+
+/// Every configured service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// By name, as plugins call them.
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// One service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Where paths are joined (`https://rates.example/api/`).
+    pub base_url: String,
+    /// Domains that may call it; empty: none.
+    pub allowed_domains: Vec<String>,
+    /// Per attempt, in milliseconds.
+    pub timeout_ms: u64,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff, doubled per retry (with full jitter), in milliseconds.
+    pub backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Statuses that are retried (and count as failures for the breaker).
+    pub retry_statuses: Vec<u16>,
+    /// Whether connection errors and timeouts are retried.
+    pub retry_errors: bool,
+    /// Failures within `breaker_window_ms` that open the circuit.
+    pub breaker_failures: u32,
+    /// The breaker's window, in milliseconds.
+    pub breaker_window_ms: u64,
+    /// How long the circuit stays open before a probe, in milliseconds.
+    pub breaker_open_ms: u64,
+    /// Largest response body, in KiB.
+    pub max_response_kib: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            allowed_domains: Vec::new(),
+            timeout_ms: 2_000,
+            max_attempts: 3,
+            backoff_ms: 100,
+            max_backoff_ms: 2_000,
+            retry_statuses: vec![429, 502, 503, 504],
+            retry_errors: true,
+            breaker_failures: 5,
+            breaker_window_ms: 30_000,
+            breaker_open_ms: 10_000,
+            max_response_kib: 1024,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Checks every service and turns it into the capability's settings.
+    pub fn settings(&self) -> Result<BTreeMap<String, ServiceSettings>> {
+        let mut out = BTreeMap::new();
+        for (name, service) in &self.services {
+            let base = reqwest::Url::parse(&service.base_url)
+                .map_err(|e| anyhow::anyhow!("gateway.services.{name}.base_url `{}`: {e}", service.base_url))?;
+            if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+                bail!("gateway.services.{name}.base_url must be an http(s) URL");
+            }
+            if service.max_attempts == 0 || service.timeout_ms == 0 {
+                bail!("gateway.services.{name}: max_attempts and timeout_ms must be at least 1");
+            }
+            out.insert(
+                name.clone(),
+                ServiceSettings {
+                    base,
+                    allowed_domains: service.allowed_domains.clone(),
+                    timeout: Duration::from_millis(service.timeout_ms),
+                    max_attempts: service.max_attempts,
+                    backoff: Duration::from_millis(service.backoff_ms),
+                    max_backoff: Duration::from_millis(service.max_backoff_ms.max(service.backoff_ms)),
+                    retry_statuses: service.retry_statuses.clone(),
+                    retry_errors: service.retry_errors,
+                    breaker: BreakerSettings {
+                        failure_threshold: service.breaker_failures.max(1),
+                        window: Duration::from_millis(service.breaker_window_ms),
+                        open_for: Duration::from_millis(service.breaker_open_ms),
+                    },
+                    max_response_bytes: service.max_response_kib << 10,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
