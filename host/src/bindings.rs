@@ -11,5 +11,5 @@ mod generated {
     });
 }
 
-pub use generated::cairn::domain::{event_store, gateway, log, read_model, types};
+pub use generated::cairn::domain::{cache, event_store, gateway, log, read_model, types};
 pub use generated::exports::cairn::domain::{aggregate, command_handler, plugin, projector, query};

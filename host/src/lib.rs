@@ -79,9 +79,13 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
     let gateway = Arc::new(capabilities::gateway::Gateway::new(config.gateway.settings()?)?);
+    let quota = config.cache.quota_mib.max(1) << 20;
+    let local = Arc::new(capabilities::cache::LocalCache::new(quota as u64));
+    let cache = Arc::new(capabilities::cache::Cache::new(local, quota));
     let engine = Arc::new(
         engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue)
-            .with_gateway(gateway.clone()),
+            .with_gateway(gateway.clone())
+            .with_cache(cache.clone()),
     );
     let commands = engine::AsyncCommands::new(engine.clone(), sqlite_queue, engine::QueueSettings::default());
     let models: Arc<dyn store::ReadModels> =
@@ -98,8 +102,17 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         config.projections.query_cache_entries,
     ));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
-    let state =
-        http::AppState { engine, store, registry, admin, commands, projections: projections.clone(), queries, gateway };
+    let state = http::AppState {
+        engine,
+        store,
+        registry,
+        admin,
+        commands,
+        projections: projections.clone(),
+        queries,
+        gateway,
+        cache,
+    };
     let app = http::app(state, &config.http_settings());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;

@@ -55,6 +55,7 @@
 //! Test it natively with [`testing::given`], [`testing::project`] and [`testing::query`]: no
 //! wasm, no host.
 
+pub mod cache;
 pub mod dispatch;
 mod export;
 pub mod gateway;
@@ -69,6 +70,7 @@ mod unit_of_work;
 #[doc(hidden)]
 pub mod wasm;
 
+pub use cache::{Cache, CacheBackend, CacheError, CacheLookup};
 pub use gateway::{Gateway, GatewayBackend, GatewayError, GatewayRequest, GatewayResponse};
 pub use read_model::{
     Direction, Document, Find, MemoryReadModel, Page, ReadModel, ReadModelError, ReadModelExt, ReadModelRead,

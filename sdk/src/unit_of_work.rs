@@ -63,12 +63,13 @@ const PAGE: u32 = 1_000;
 pub struct UnitOfWork<'a> {
     backend: &'a mut dyn EventStoreBackend,
     gateway: Option<&'a mut dyn GatewayBackend>,
+    cache: Option<&'a mut dyn crate::cache::CacheBackend>,
 }
 
 impl<'a> UnitOfWork<'a> {
     /// A unit of work over `backend`; gateway calls go to the host (natively: all refused).
     pub fn new(backend: &'a mut dyn EventStoreBackend) -> Self {
-        Self { backend, gateway: None }
+        Self { backend, gateway: None, cache: None }
     }
 
     /// Sends this unit's gateway calls to `gateway` (in tests, a
@@ -85,6 +86,20 @@ impl<'a> UnitOfWork<'a> {
     pub fn gateway(&mut self) -> Gateway<'_> {
         Gateway::new(match &mut self.gateway {
             Some(gateway) => Some(&mut **gateway),
+            None => None,
+        })
+    }
+
+    /// Sends this unit's cache calls to `cache` (natively the cache is otherwise always empty).
+    pub fn with_cache(mut self, cache: &'a mut dyn crate::cache::CacheBackend) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The domain's cache: `work.cache().lookup(key)`, then `set` after a fill.
+    pub fn cache(&mut self) -> crate::cache::Cache<'_> {
+        crate::cache::Cache::new(match &mut self.cache {
+            Some(cache) => Some(&mut **cache),
             None => None,
         })
     }

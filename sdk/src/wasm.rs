@@ -4,9 +4,11 @@
 //! (projector and query exports, the host read model) is in `read_side`, the gateway's in
 //! `gateway`.
 
+mod cache;
 mod gateway;
 pub mod read_side;
 
+pub(crate) use cache::HostCache;
 pub(crate) use gateway::HostGateway;
 
 use crate::dispatch::{self, DomainHandlers, DomainPlugin};

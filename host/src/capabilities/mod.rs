@@ -2,6 +2,7 @@
 //! the capability and holds its context; each `host.rs` holds only the `Host` trait impls.
 //! A capability never knows which store backend it is talking to.
 
+pub mod cache;
 pub mod event_store;
 pub mod gateway;
 pub mod log;

@@ -1,6 +1,6 @@
 //! `[gateway.services.<name>]`: the outside services plugins may call, as the operator names
 //! them: base URL, timeout, retry policy, breaker thresholds, response cap, and the domains
-//! allowed to use each one.
+//! allowed to use each one. And `[cache]`: the plugins' cache.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -101,5 +101,19 @@ impl GatewayConfig {
             );
         }
         Ok(out)
+    }
+}
+
+/// The plugins' cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory each domain's entries may hold (keys and values), in MiB.
+    pub quota_mib: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { quota_mib: 64 }
     }
 }

@@ -15,7 +15,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use self::gateway::{GatewayConfig, ServiceConfig};
+pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
 
 /// How log lines are written.
@@ -57,6 +57,8 @@ pub struct Config {
     pub projections: ProjectionsConfig,
     /// Outside services plugins may call.
     pub gateway: GatewayConfig,
+    /// The plugins' cache.
+    pub cache: CacheConfig,
 }
 
 /// Projection runners and the query cache.
@@ -164,6 +166,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             projections: ProjectionsConfig::default(),
             gateway: GatewayConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -182,6 +185,7 @@ const KEYS: &[&str] = &[
     "http",
     "projections",
     "gateway",
+    "cache",
 ];
 
 impl Config {

@@ -12,7 +12,7 @@ use super::CommandError;
 use crate::bindings::aggregate::{DecideError, DecideRequest};
 use crate::bindings::command_handler::{HandleError, HandleRequest};
 use crate::bindings::types::NewEvent;
-use crate::capabilities::event_store::{BufferedAppend, UnitOfWork};
+use crate::capabilities::event_store::BufferedAppend;
 use crate::runtime::{Plugin, limit_names};
 use crate::store::StoreError;
 
@@ -91,12 +91,11 @@ pub(super) fn contract(plugin: &Plugin, message: String) -> CommandError {
 pub(super) async fn handle_off_executor(
     plugin: Arc<Plugin>,
     request: HandleRequest,
-    unit: UnitOfWork,
-    gateway: Option<crate::capabilities::gateway::GatewayAccess>,
+    grants: crate::runtime::Grants,
 ) -> Result<(Vec<BufferedAppend>, HashMap<String, u64>), CommandError> {
     let span = tracing::Span::current();
     let outcome = tokio::task::spawn_blocking(move || {
-        let (outcome, unit) = span.in_scope(|| plugin.handle(&request, unit, gateway));
+        let (outcome, unit) = span.in_scope(|| plugin.handle(&request, grants));
         (plugin, outcome, unit)
     })
     .await;

@@ -148,6 +148,7 @@ pub struct CommandEngine {
     max_attempts: u32,
     budgets: calls::DomainBudgets,
     gateway: Option<Arc<crate::capabilities::gateway::Gateway>>,
+    cache: Option<Arc<crate::capabilities::cache::Cache>>,
 }
 
 impl CommandEngine {
@@ -160,7 +161,14 @@ impl CommandEngine {
             max_attempts: max_attempts.max(1),
             budgets: calls::DomainBudgets::new(queue),
             gateway: None,
+            cache: None,
         }
+    }
+
+    /// Lets command handlers use `cache`.
+    pub fn with_cache(mut self, cache: Arc<crate::capabilities::cache::Cache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Lets command handlers call the outside services of `gateway`.
@@ -366,7 +374,10 @@ impl CommandEngine {
             gateway,
             runtime: tokio::runtime::Handle::current(),
         });
-        let appends = calls::handle_off_executor(plugin.clone(), handle, unit, gateway).await;
+        let cache =
+            self.cache.clone().map(|cache| crate::capabilities::cache::CacheAccess::new(&request.domain, cache));
+        let grants = crate::runtime::Grants { unit: Some(unit), read: None, gateway, cache };
+        let appends = calls::handle_off_executor(plugin.clone(), handle, grants).await;
         drop(slot);
         appends
     }

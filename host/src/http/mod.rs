@@ -54,6 +54,8 @@ pub struct AppState {
     pub queries: Arc<crate::engine::Queries>,
     /// Outside services, for their status.
     pub gateway: Arc<crate::capabilities::gateway::Gateway>,
+    /// The plugins' cache, for its figures.
+    pub cache: Arc<crate::capabilities::cache::Cache>,
 }
 
 /// The request id header, set on every request that lacks one and echoed on every response.
@@ -88,6 +90,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/domains/{domain}/versions", get(admin::versions))
         .route("/projections", get(projections::list))
         .route("/gateway", get(projections::gateway))
+        .route("/cache", get(projections::cache))
         .route("/domains/{domain}/projections/{name}/rebuild", post(projections::rebuild))
         .route("/dead-letters", get(queued::dead_letters))
         .route("/dead-letters/{id}", axum::routing::delete(queued::discard))

@@ -14,6 +14,11 @@ pub async fn gateway(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "services": state.gateway.statuses() }))
 }
 
+/// Every domain's cache: hits, misses, evictions, coalesced fills, size against the quota.
+pub async fn cache(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "domains": state.cache.stats() }))
+}
+
 /// Every projection generation on this host.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "projections": state.projections.statuses().await }))

@@ -102,6 +102,8 @@ impl Runtime {
             |s| s,
         )
         .map_err(anyhow::Error::from)?;
+        crate::bindings::cache::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
         let cache = compile_cache::CompileCache::new(&engine, cache_dir)?;
         let ticker = EpochTicker::start(engine.clone());
         let enforce = engine_limits.enforce;

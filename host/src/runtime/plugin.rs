@@ -74,6 +74,8 @@ pub struct Grants {
     pub read: Option<ReadAccess>,
     /// The outside services of a `handle` call.
     pub gateway: Option<GatewayAccess>,
+    /// The cache of a `handle` call.
+    pub cache: Option<crate::capabilities::cache::CacheAccess>,
 }
 
 /// The body of a plugin call: the store, the fresh instance and where its exports are.
@@ -151,8 +153,9 @@ impl Plugin {
         validate(&info, &plugin.projections, &plugin.queries)
             .map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
         let handles = info.commands.iter().any(|c| c.kind == CommandKind::Handle);
-        let handler_only =
-            |i: &&String| i.starts_with("cairn:domain/event-store") || i.starts_with("cairn:domain/gateway");
+        let handler_only = |i: &&String| {
+            ["cairn:domain/event-store", "cairn:domain/gateway", "cairn:domain/cache"].iter().any(|p| i.starts_with(p))
+        };
         if let Some(import) = imports.iter().find(handler_only).filter(|_| !handles) {
             return Err(LoadError::Link(format!(
                 "it imports `{import}`, which only command handlers are granted, and declares no `handle` command"
@@ -219,10 +222,8 @@ impl Plugin {
     pub fn handle(
         &self,
         request: &command_handler::HandleRequest,
-        unit: UnitOfWork,
-        gateway: Option<GatewayAccess>,
+        grants: Grants,
     ) -> (Result<Result<(), command_handler::HandleError>, PluginFault>, Option<UnitOfWork>) {
-        let grants = Grants { unit: Some(unit), read: None, gateway };
         let (result, grants) = self.call_with(
             "handle",
             grants,
@@ -345,6 +346,7 @@ impl Plugin {
         state.unit = grants.unit;
         state.read = grants.read;
         state.gateway = grants.gateway;
+        state.cache = grants.cache;
         let mut store = Store::new(self.pre.engine(), state);
         if self.runtime.enforce {
             store.limiter(|state| &mut state.limiter);
@@ -354,7 +356,13 @@ impl Plugin {
         let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance, &self.exports));
         let result = result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded));
         let state = store.data_mut();
-        (result, Grants { unit: state.unit.take(), read: state.read.take(), gateway: state.gateway.take() })
+        let grants = Grants {
+            unit: state.unit.take(),
+            read: state.read.take(),
+            gateway: state.gateway.take(),
+            cache: state.cache.take(),
+        };
+        (result, grants)
     }
 
     fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {

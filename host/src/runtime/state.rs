@@ -27,6 +27,8 @@ pub struct HostState {
     pub(crate) read: Option<ReadAccess>,
     /// The gateway of a `handle` call; `None` elsewhere.
     pub(crate) gateway: Option<crate::capabilities::gateway::GatewayAccess>,
+    /// The cache of a `handle` call; `None` elsewhere.
+    pub(crate) cache: Option<crate::capabilities::cache::CacheAccess>,
 }
 
 impl HostState {
@@ -45,6 +47,7 @@ impl HostState {
             unit: None,
             read: None,
             gateway: None,
+            cache: None,
         })
     }
 }

@@ -1,10 +1,12 @@
 //! The quoting handler: validates `request-quote`, asks the `rates` service through the gateway
 //! (idempotency key: the quote id) and records its price, or rejects with `rate-unavailable`.
+//! Prices are cached for [`RATE_TTL`] per carrier, route and weight (tagged `carrier:<id>`), and
+//! concurrent identical quotes ask the service once (the cache's stampede-safe lookup).
 
 use cairn_sdk::log::{self, Level};
 use cairn_sdk::{
-    CommandHandler, CommandSpec, Expected, GatewayError, GatewayRequest, GatewayResponse, HandlerError, IdSource,
-    Rejection, UnitOfWork, Validation,
+    CacheLookup, CommandHandler, CommandSpec, Expected, GatewayError, GatewayRequest, GatewayResponse, HandlerError,
+    IdSource, Rejection, UnitOfWork, Validation,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,6 +17,8 @@ use crate::{Quote, QuoteEvent};
 pub const SERVICE: &str = "rates";
 /// The rejection code when the rate service gives no usable quote.
 pub const RATE_UNAVAILABLE: &str = "rate-unavailable";
+/// How long a price stays cached.
+pub const RATE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// The heaviest parcel quoted, in grams.
 const MAX_WEIGHT_GRAMS: u64 = 1_000_000;
 
@@ -56,19 +60,34 @@ impl CommandHandler for Quoting {
     fn handle(&self, work: &mut UnitOfWork<'_>, id: &str, command: QuotingCommand) -> Result<(), HandlerError> {
         let QuotingCommand::RequestQuote { carrier_id, from, to, weight_grams } = command;
         let parcel = Parcel::validate(&carrier_id, &from, &to, &weight_grams)?;
-        let request =
-            GatewayRequest::get(rates_path(&parcel.carrier_id, &parcel.from, &parcel.to, parcel.weight_grams))
-                .header("accept", "application/json")
-                .idempotency_key(id);
-        let (price_cents, currency) = price(work.gateway().call(SERVICE, request)).map_err(|(kind, detail)| {
-            log::write(Level::Warn, "the rate service could not quote", &[("quote_id", id), ("why", &detail)]);
-            Rejection::new(RATE_UNAVAILABLE, format!("The rate service could not quote: {kind}"))
-        })?;
+        let (price_cents, currency) = quote_price(work, id, &parcel)?;
         let Parcel { carrier_id, from, to, weight_grams } = parcel;
         let quoted = QuoteEvent::RateQuoted { carrier_id, from, to, weight_grams, price_cents, currency };
         work.append::<Quote>(id, Expected::NoStream, &[quoted])?;
         Ok(())
     }
+}
+
+/// The parcel's price: from the cache, or from the rate service (then cached).
+fn quote_price(work: &mut UnitOfWork<'_>, id: &str, parcel: &Parcel) -> Result<(u64, String), Rejection> {
+    let key = format!("rate:{}:{}:{}:{}", parcel.carrier_id, parcel.from, parcel.to, parcel.weight_grams);
+    if let CacheLookup::Hit(bytes) = work.cache().lookup(&key)
+        && let Ok(rate) = serde_json::from_slice::<RateAnswer>(&bytes)
+    {
+        return Ok((rate.price_cents, rate.currency));
+    }
+    let request = GatewayRequest::get(rates_path(&parcel.carrier_id, &parcel.from, &parcel.to, parcel.weight_grams))
+        .header("accept", "application/json")
+        .idempotency_key(id);
+    let (price_cents, currency) = price(work.gateway().call(SERVICE, request)).map_err(|(kind, detail)| {
+        log::write(Level::Warn, "the rate service could not quote", &[("quote_id", id), ("why", &detail)]);
+        Rejection::new(RATE_UNAVAILABLE, format!("The rate service could not quote: {kind}"))
+    })?;
+    let cached = serde_json::json!({ "price_cents": price_cents, "currency": currency }).to_string();
+    let tag = format!("carrier:{}", parcel.carrier_id);
+    // A failed `set` only costs the next quote a call to the service.
+    let _ = work.cache().set(&key, cached.as_bytes(), RATE_TTL, &[&tag]);
+    Ok((price_cents, currency))
 }
 
 /// A valid `request-quote` payload.

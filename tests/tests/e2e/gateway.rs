@@ -230,3 +230,45 @@ async fn the_rates_domain_records_a_quote_from_the_rate_service_and_rejects_when
     refused.expect_problem(422, "rate-unavailable");
     assert!(refused.body["detail"].as_str().unwrap().ends_with("unavailable"), "{refused:#?}");
 }
+
+#[tokio::test]
+async fn a_hundred_concurrent_identical_quotes_ask_the_rate_service_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/api/rates",
+        get(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await; // every request arrives meanwhile
+                axum::Json(json!({"price_cents": 990, "currency": "EUR"}))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let host = TestHost::start_with(&[RATES_COMPONENT], move |config| {
+        config.gateway.services.insert("rates".into(), service(port, &["rates"], |_| {}));
+        config.limits.max_concurrency = 128;
+        config.limits.deadline_ms = 10_000;
+        config.admin.rate_limit_per_minute = 10_000;
+    })
+    .await
+    .unwrap();
+    let body = json!({"carrier_id": "c-stampede", "from": "GB", "to": "DE", "weight_grams": 500});
+    let quotes = (0..100).map(|_| host.command("rates", "request-quote", body.clone()));
+    let replies = futures::future::join_all(quotes).await;
+    for reply in &replies {
+        assert_eq!(reply.as_ref().unwrap().expect(201).body["events"][0]["data"]["price_cents"], 990);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "100 concurrent misses on one key: one fill");
+    let stats = host.admin_get("/admin/v1/cache").await.unwrap();
+    let rates = stats.body["domains"].as_array().unwrap().iter().find(|d| d["domain"] == "rates").cloned().unwrap();
+    assert!(rates["misses"].as_u64().unwrap() >= 1, "{rates}");
+    let coalesced = rates["fills_coalesced"].as_u64().unwrap();
+    let hits = rates["hits"].as_u64().unwrap();
+    assert_eq!(coalesced + hits, 99, "the other 99 waited for the fill or hit the cache: {rates}");
+    assert!(coalesced > 0, "some waited for the fill: {rates}");
+}
