@@ -77,6 +77,9 @@ impl GatewayConfig {
             if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
                 bail!("gateway.services.{name}.base_url must be an http(s) URL");
             }
+            if base.query().is_some() || base.fragment().is_some() || !base.username().is_empty() {
+                bail!("gateway.services.{name}.base_url must have no query, fragment or credentials");
+            }
             if service.max_attempts == 0 || service.timeout_ms == 0 {
                 bail!("gateway.services.{name}: max_attempts and timeout_ms must be at least 1");
             }

@@ -369,13 +369,18 @@ impl CommandEngine {
             payload: request.payload.clone(),
         };
         let slot = self.budgets.acquire(plugin).await?;
+        // Outside calls and cache waits count against the call's deadline; they never outlast it.
+        let deadline = std::time::Instant::now() + plugin.limits.deadline;
         let gateway = self.gateway.clone().map(|gateway| crate::capabilities::gateway::GatewayAccess {
             domain: request.domain.clone(),
             gateway,
             runtime: tokio::runtime::Handle::current(),
+            deadline,
         });
-        let cache =
-            self.cache.clone().map(|cache| crate::capabilities::cache::CacheAccess::new(&request.domain, cache));
+        let cache = self
+            .cache
+            .clone()
+            .map(|cache| crate::capabilities::cache::CacheAccess::new(&request.domain, cache, deadline));
         let grants = crate::runtime::Grants { unit: Some(unit), read: None, gateway, cache };
         let appends = calls::handle_off_executor(plugin.clone(), handle, grants).await;
         drop(slot);

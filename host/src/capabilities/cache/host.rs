@@ -10,6 +10,8 @@ use crate::runtime::HostState;
 const MAX_NAME: usize = 512;
 /// Longest wait for another caller's fill.
 const MAX_WAIT: Duration = Duration::from_secs(10);
+/// Most tags on one entry.
+const MAX_TAGS: usize = 16;
 
 fn check(what: &str, name: &str) -> Result<(), CacheError> {
     if name.is_empty() || name.len() > MAX_NAME {
@@ -39,6 +41,9 @@ impl Host for HostState {
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: u32, tags: Vec<String>) -> Result<(), CacheError> {
         check("key", &key)?;
+        if tags.len() > MAX_TAGS {
+            return Err(CacheError::Invalid(format!("an entry takes at most {MAX_TAGS} tags")));
+        }
         for tag in &tags {
             check("tag", tag)?;
         }
@@ -72,7 +77,9 @@ impl Host for HostState {
     fn get_or_fill(&mut self, key: String, wait_ms: u32) -> Result<WitLookup, CacheError> {
         check("key", &key)?;
         let access = self.cache_access()?;
-        let wait = Duration::from_millis(u64::from(wait_ms)).min(MAX_WAIT);
+        // Never wait past the plugin call's deadline (leave it a moment to compute).
+        let left = access.deadline.saturating_duration_since(std::time::Instant::now()).mul_f64(0.5);
+        let wait = Duration::from_millis(u64::from(wait_ms)).min(MAX_WAIT).min(left);
         let _span = tracing::debug_span!("cache.get_or_fill", domain = %access.domain).entered();
         match access.cache.get_or_fill(&access.domain, &key, wait, &mut access.held).map_err(unavailable)? {
             Lookup::Hit(value) => Ok(WitLookup::Hit(value)),

@@ -1,7 +1,7 @@
 //! The in-process cache backend (moka): one cache per domain, weighed in bytes against the
 //! domain's quota, entries with their own TTL, tags kept beside the entries for invalidation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +16,12 @@ struct Entry {
     value: Arc<Vec<u8>>,
     ttl: Duration,
     tags: Arc<Vec<String>>,
+    /// Which `set` wrote it: the tag index forgets a key only for the entry it indexed.
+    generation: u64,
 }
+
+/// tag → key → generation of the entry that carries the tag.
+type TagIndex = Arc<Mutex<HashMap<String, HashMap<String, u64>>>>;
 
 struct PerEntryTtl;
 
@@ -38,12 +43,13 @@ impl Expiry<String, Entry> for PerEntryTtl {
 
 struct DomainCache {
     entries: moka::sync::Cache<String, Entry>,
-    tags: Arc<Mutex<HashMap<String, HashSet<String>>>>,
+    tags: TagIndex,
 }
 
 /// Every domain's in-process cache.
 pub struct LocalCache {
     quota_bytes: u64,
+    generations: std::sync::atomic::AtomicU64,
     domains: Mutex<HashMap<String, Arc<DomainCache>>>,
     counters: Arc<Mutex<HashMap<String, Arc<Counters>>>>,
 }
@@ -51,7 +57,7 @@ pub struct LocalCache {
 impl LocalCache {
     /// Caches of at most `quota_bytes` per domain (keys and values weighed).
     pub fn new(quota_bytes: u64) -> Self {
-        Self { quota_bytes, domains: Mutex::default(), counters: Arc::default() }
+        Self { quota_bytes, generations: Default::default(), domains: Mutex::default(), counters: Arc::default() }
     }
 
     fn counters(&self, domain: &str) -> Arc<Counters> {
@@ -59,26 +65,32 @@ impl LocalCache {
     }
 
     fn domain(&self, domain: &str) -> Arc<DomainCache> {
+        // Counters first: `stats` takes the two locks in the other order.
+        let counters = self.counters(domain);
         let mut domains = self.domains.lock().expect("domains lock");
         domains
             .entry(domain.to_string())
             .or_insert_with(|| {
-                let tags: Arc<Mutex<HashMap<String, HashSet<String>>>> = Arc::default();
-                let (untag, counters) = (tags.clone(), self.counters(domain));
+                let tags: TagIndex = Arc::default();
+                let untag = tags.clone();
                 let entries = moka::sync::Cache::builder()
                     .max_capacity(self.quota_bytes)
                     .weigher(|key: &String, entry: &Entry| {
-                        (key.len() + entry.value.len()).min(u32::MAX as usize) as u32
+                        let tags: usize = entry.tags.iter().map(|t| t.len() + key.len()).sum();
+                        (key.len() + entry.value.len() + tags).min(u32::MAX as usize) as u32
                     })
                     .expire_after(PerEntryTtl)
                     .eviction_listener(move |key: Arc<String>, entry: Entry, cause: RemovalCause| {
-                        if cause.was_evicted() {
+                        if cause == RemovalCause::Size {
                             counters.evictions.fetch_add(1, Ordering::Relaxed);
                         }
                         let mut tags = untag.lock().expect("tags lock");
                         for tag in entry.tags.iter() {
                             if let Some(keys) = tags.get_mut(tag) {
-                                keys.remove(key.as_str());
+                                // Only this entry's indexing: a newer `set` of the key keeps its own.
+                                if keys.get(key.as_str()) == Some(&entry.generation) {
+                                    keys.remove(key.as_str());
+                                }
                                 if keys.is_empty() {
                                     tags.remove(tag);
                                 }
@@ -99,13 +111,15 @@ impl CacheBackend for LocalCache {
 
     fn set(&self, domain: &str, key: &str, value: Vec<u8>, ttl: Duration, tags: Vec<String>) -> Result<(), String> {
         let cache = self.domain(domain);
-        {
-            let mut index = cache.tags.lock().expect("tags lock");
-            for tag in &tags {
-                index.entry(tag.clone()).or_default().insert(key.to_string());
-            }
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = Entry { value: Arc::new(value), ttl, tags: Arc::new(tags.clone()), generation };
+        // Insert first: replacing an entry runs the eviction listener on this thread, and it
+        // takes the tag lock (it unindexes only the replaced entry's generation).
+        cache.entries.insert(key.to_string(), entry);
+        let mut index = cache.tags.lock().expect("tags lock");
+        for tag in tags {
+            index.entry(tag).or_default().insert(key.to_string(), generation);
         }
-        cache.entries.insert(key.to_string(), Entry { value: Arc::new(value), ttl, tags: Arc::new(tags) });
         Ok(())
     }
 
@@ -115,7 +129,13 @@ impl CacheBackend for LocalCache {
 
     fn invalidate_tag(&self, domain: &str, tag: &str) -> Result<u32, String> {
         let cache = self.domain(domain);
-        let keys = cache.tags.lock().expect("tags lock").remove(tag).unwrap_or_default();
+        let keys: Vec<String> = cache
+            .tags
+            .lock()
+            .expect("tags lock")
+            .get(tag)
+            .map(|keys| keys.keys().cloned().collect())
+            .unwrap_or_default();
         let mut removed = 0;
         for key in keys {
             if cache.entries.remove(&key).is_some() {

@@ -103,21 +103,34 @@ impl Cache {
     }
 
     fn get(&self, domain: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.get_counted(domain, key, true)
+    }
+
+    /// A read; `count_miss` is false for a waiter's second look (its miss is already counted).
+    fn get_counted(&self, domain: &str, key: &str, count_miss: bool) -> Result<Option<Vec<u8>>, String> {
         let value = self.backend.get(domain, key)?;
         let counters = self.backend.counters_for(domain);
-        let counter = if value.is_some() { &counters.hits } else { &counters.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match &value {
+            Some(_) => counters.hits.fetch_add(1, Ordering::Relaxed),
+            None if count_miss => counters.misses.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
         Ok(value)
     }
 
     /// The value, or `Fill` for one caller among those that miss; `held` records the fills
     /// this caller holds.
     fn get_or_fill(&self, domain: &str, key: &str, wait: Duration, held: &mut Vec<String>) -> Result<Lookup, String> {
+        if held.iter().any(|k| k == key) {
+            return Ok(Lookup::Fill); // this caller already fills it: never wait on oneself
+        }
         let deadline = Instant::now() + wait;
+        let mut first = true;
         loop {
-            if let Some(value) = self.get(domain, key)? {
+            if let Some(value) = self.get_counted(domain, key, first)? {
                 return Ok(Lookup::Hit(value));
             }
+            first = false;
             let id = (domain.to_string(), key.to_string());
             let fill = {
                 let mut fills = self.fills.lock().expect("fills lock");
@@ -156,8 +169,9 @@ impl Cache {
         self.backend.set(domain, key, value.clone(), ttl, tags)?;
         if let Some(i) = held.iter().position(|k| k == key) {
             held.swap_remove(i);
-            self.release(domain, key, Some(value));
         }
+        // Whoever sets the key (the filler, or a waiter that gave up waiting) serves the waiters.
+        self.release(domain, key, Some(value));
         Ok(())
     }
 
@@ -176,12 +190,14 @@ pub struct CacheAccess {
     domain: String,
     cache: Arc<Cache>,
     held: Vec<String>,
+    /// When the plugin call's deadline passes: no wait runs past it.
+    deadline: Instant,
 }
 
 impl CacheAccess {
-    /// Access for `domain`.
-    pub fn new(domain: &str, cache: Arc<Cache>) -> Self {
-        Self { domain: domain.to_string(), cache, held: Vec::new() }
+    /// Access for `domain`, for a call that must end by `deadline`.
+    pub fn new(domain: &str, cache: Arc<Cache>, deadline: Instant) -> Self {
+        Self { domain: domain.to_string(), cache, held: Vec::new(), deadline }
     }
 }
 
@@ -190,5 +206,72 @@ impl Drop for CacheAccess {
         for key in std::mem::take(&mut self.held) {
             self.cache.release(&self.domain, &key, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache() -> Arc<Cache> {
+        Arc::new(Cache::new(Arc::new(LocalCache::new(1 << 20)), 1 << 20))
+    }
+
+    #[test]
+    fn a_key_set_again_keeps_its_tag() {
+        let cache = cache();
+        let ttl = Duration::from_secs(60);
+        for round in 0..3 {
+            let mut held = Vec::new();
+            cache.set("d", "k", vec![round], ttl, vec!["t".into()], &mut held).unwrap();
+        }
+        assert_eq!(cache.backend.invalidate_tag("d", "t").unwrap(), 1);
+        assert_eq!(cache.get("d", "k").unwrap(), None);
+        assert_eq!(cache.get("other", "k").unwrap(), None, "domains do not share keys");
+    }
+
+    #[test]
+    fn one_caller_fills_the_others_wait_for_its_value_and_a_filler_never_waits_on_itself() {
+        let cache = cache();
+        let mut held = Vec::new();
+        assert!(matches!(cache.get_or_fill("d", "k", Duration::from_secs(5), &mut held).unwrap(), Lookup::Fill));
+        let again = cache.get_or_fill("d", "k", Duration::from_secs(5), &mut held).unwrap();
+        assert!(matches!(again, Lookup::Fill), "its own fill: no wait");
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    match cache.get_or_fill("d", "k", Duration::from_secs(5), &mut mine).unwrap() {
+                        Lookup::Hit(value) => value,
+                        Lookup::Fill => panic!("a second filler"),
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        cache.set("d", "k", b"v".to_vec(), Duration::from_secs(60), vec![], &mut held).unwrap();
+        for waiter in waiters {
+            assert_eq!(waiter.join().unwrap(), b"v");
+        }
+        let stats = &cache.stats()[0];
+        assert_eq!(stats.fills_coalesced + stats.hits, 8, "{stats:?}");
+    }
+
+    #[test]
+    fn a_filler_that_gives_up_hands_the_fill_to_a_waiter() {
+        let cache = cache();
+        let access = CacheAccess::new("d", cache.clone(), Instant::now() + Duration::from_secs(5));
+        let mut held = Vec::new();
+        assert!(matches!(cache.get_or_fill("d", "k", Duration::from_secs(1), &mut held).unwrap(), Lookup::Fill));
+        let mut access = access;
+        access.held = held;
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || cache.get_or_fill("d", "k", Duration::from_secs(5), &mut Vec::new()).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(access); // the call ended (say it trapped) without setting the key
+        assert!(matches!(waiter.join().unwrap(), Lookup::Fill), "the waiter takes over");
     }
 }

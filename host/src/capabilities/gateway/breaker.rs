@@ -116,6 +116,14 @@ impl Breaker {
         }
     }
 
+    /// Gives back an admission whose call did not reach the service (a malformed request): a
+    /// probe leaves the breaker half-open for the next caller; a normal call changes nothing.
+    pub fn release(&self, admission: Admission) {
+        if admission == Admission::Probe {
+            self.inner.lock().expect("breaker lock").probe_in_flight = false;
+        }
+    }
+
     /// The current state (an open breaker past its `open_for` reports half-open).
     pub fn state(&self, now: Instant) -> BreakerState {
         let inner = self.inner.lock().expect("breaker lock");

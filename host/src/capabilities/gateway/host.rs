@@ -9,6 +9,6 @@ impl Host for HostState {
             GatewayError::NotGranted("only command handlers may call outside services, and only inside `handle`".into())
         })?;
         let _span = tracing::info_span!("gateway.call", domain = %access.domain, service = %service).entered();
-        access.runtime.block_on(access.gateway.call(&access.domain, &service, request))
+        access.runtime.block_on(access.gateway.call(&access.domain, &service, request, access.deadline))
     }
 }

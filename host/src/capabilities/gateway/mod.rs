@@ -125,8 +125,14 @@ impl Gateway {
             .collect()
     }
 
-    /// One call of `domain` to `service`, with the service's policy.
-    pub async fn call(&self, domain: &str, service: &str, request: Request) -> Result<Response, GatewayError> {
+    /// One call of `domain` to `service`, with the service's policy, ending by `deadline`.
+    pub async fn call(
+        &self,
+        domain: &str,
+        service: &str,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Response, GatewayError> {
         let not_granted =
             || GatewayError::NotGranted(format!("domain `{domain}` may not call the service `{service}`"));
         let svc = self.services.get(service).ok_or_else(not_granted)?;
@@ -140,9 +146,15 @@ impl Gateway {
             }
             other => return Err(GatewayError::InvalidRequest(format!("the method `{other}` is not allowed"))),
         };
+        for (header, _) in &request.headers {
+            let lowered = header.to_ascii_lowercase();
+            if matches!(lowered.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
+                return Err(GatewayError::InvalidRequest(format!("the header `{header}` is set by the host")));
+            }
+        }
         let started = Instant::now();
         svc.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = self.attempts(svc, service, &url, &method, &request).await;
+        let outcome = self.attempts(svc, service, &url, &method, &request, deadline).await;
         svc.counters.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         if outcome.is_err() {
             svc.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -157,13 +169,29 @@ impl Gateway {
         url: &reqwest::Url,
         method: &reqwest::Method,
         request: &Request,
+        deadline: Instant,
     ) -> Result<Response, GatewayError> {
         let settings = &svc.settings;
+        // A retry may repeat an effect: only for idempotent methods, or under an idempotency key.
+        let retriable = request.idempotency_key.is_some() || matches!(method.as_str(), "GET" | "PUT" | "DELETE");
+        let out_of_time =
+            || GatewayError::Timeout(format!("the plugin call's deadline leaves no time to call `{name}` again"));
         let mut last_error = GatewayError::Unavailable(format!("`{name}` was not called"));
         for attempt in 1..=settings.max_attempts {
             if attempt > 1 {
-                svc.counters.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(backoff(settings, attempt - 1)).await;
+                let pause = backoff(settings, attempt - 1);
+                if Instant::now() + pause >= deadline {
+                    return Err(if matches!(last_error, GatewayError::UpstreamStatus(_)) {
+                        last_error
+                    } else {
+                        out_of_time()
+                    });
+                }
+                tokio::time::sleep(pause).await;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(out_of_time());
             }
             let Some(admission) = svc.breaker.admit(Instant::now()) else {
                 svc.counters.rejected_open.fetch_add(1, Ordering::Relaxed);
@@ -171,15 +199,24 @@ impl Gateway {
                     "the circuit of `{name}` is open after repeated failures; retry later"
                 )));
             };
+            if attempt > 1 {
+                svc.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
             svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
-            let result = self.attempt(settings, name, url, method, request).await;
+            let result = self.attempt(settings, name, url, method, request, settings.timeout.min(left)).await;
             let (retry, failure) = match &result {
                 Ok(response) => {
                     let retried = settings.retry_statuses.contains(&response.status);
-                    (retried, retried || response.status >= 500)
+                    (retried && retriable, retried || response.status >= 500)
                 }
-                Err(GatewayError::Timeout(_) | GatewayError::Unavailable(_)) => (settings.retry_errors, true),
-                Err(_) => (false, false),
+                Err(GatewayError::Timeout(_) | GatewayError::Unavailable(_)) => {
+                    (settings.retry_errors && retriable, true)
+                }
+                Err(_) => {
+                    // Not the service's doing (a malformed request): the breaker learns nothing.
+                    svc.breaker.release(admission);
+                    return result;
+                }
             };
             svc.breaker.record(admission, !failure, Instant::now());
             match result {
@@ -199,13 +236,10 @@ impl Gateway {
         url: &reqwest::Url,
         method: &reqwest::Method,
         request: &Request,
+        timeout: Duration,
     ) -> Result<Response, GatewayError> {
-        let mut builder = self.client.request(method.clone(), url.clone()).timeout(settings.timeout);
+        let mut builder = self.client.request(method.clone(), url.clone()).timeout(timeout);
         for (header, value) in &request.headers {
-            let lowered = header.to_ascii_lowercase();
-            if matches!(lowered.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
-                return Err(GatewayError::InvalidRequest(format!("the header `{header}` is set by the host")));
-            }
             builder = builder.header(header, value);
         }
         if let Some(key) = &request.idempotency_key {
@@ -214,7 +248,7 @@ impl Gateway {
         if !request.body.is_empty() {
             builder = builder.body(request.body.clone());
         }
-        let timeout = |_| GatewayError::Timeout(format!("`{name}` did not answer within {:?}", settings.timeout));
+        let timeout = |_| GatewayError::Timeout(format!("`{name}` did not answer within {timeout:?}"));
         let mut response = builder.send().await.map_err(|e| {
             if e.is_timeout() {
                 timeout(())
@@ -255,9 +289,11 @@ impl Gateway {
 
 /// Exponential backoff with full jitter: uniform in `[0, min(max, base * 2^(retry-1))]`.
 fn backoff(settings: &ServiceSettings, retry: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
     let ceiling = settings.backoff.saturating_mul(1 << (retry - 1).min(16)).min(settings.max_backoff);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    ceiling.mul_f64(f64::from(nanos % 1000) / 1000.0)
+    // A randomly keyed hasher per call: a random number without a dependency.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    ceiling.mul_f64((random % 10_000) as f64 / 10_000.0)
 }
 
 /// A `handle` call's access to the gateway.
@@ -268,4 +304,6 @@ pub struct GatewayAccess {
     pub gateway: Arc<Gateway>,
     /// The runtime the async calls run on.
     pub runtime: tokio::runtime::Handle,
+    /// The plugin call's deadline: no attempt, backoff or retry runs past it.
+    pub deadline: Instant,
 }

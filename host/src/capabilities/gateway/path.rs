@@ -28,6 +28,15 @@ pub fn resolve(base: &Url, path: &str) -> Result<Url, String> {
     if lowered.contains("%2f") || lowered.contains("%5c") || lowered.contains("%2e") || lowered.contains("%00") {
         return refuse("must not contain encoded slashes, dots or NULs");
     }
+    // Plain ASCII path characters only: no `;` (matrix parameters, `/..;/` tricks), no
+    // non-ASCII look-alikes that a server might normalise into `.` or `/`.
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~/%:@!$&'()*+,=".contains(c);
+    if !route.chars().all(allowed) {
+        return refuse("may only hold ASCII letters, digits and `-._~/%:@!$&'()*+,=`");
+    }
+    if query.is_some_and(|q| !q.chars().all(|c| allowed(c) || c == '?' || c == ';')) {
+        return refuse("has a query with characters that must be percent-encoded");
+    }
     if route.split('/').any(|segment| segment == ".." || segment == ".") {
         return refuse("must not contain `.` or `..` segments");
     }
@@ -77,6 +86,9 @@ mod tests {
             "/a#frag",
             "rates",
             "/./x",
+            "/..;/admin",
+            "/rates/\u{ff0e}\u{ff0e}/admin",
+            "/a;b",
         ] {
             assert!(resolve(&base(), path).is_err(), "{path} must be refused");
         }
