@@ -14,10 +14,14 @@
 //!    its deadline on every call.
 //! 7. Read side (`bench/read_side.rs`): rebuild rate of `user_dashboard_stats` over 100k events,
 //!    and a query from the cache against the same query computed.
+//! 8. Gateway and cache (`bench/gateway_cache.rs`): one cached get from a plugin, and a gateway
+//!    call against a direct HTTP call to the same loopback server.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16),
-//! `--read-side` (only section 7).
+//! `--read-side` (only section 7), `--gateway-cache` (only section 8).
 
+#[path = "bench/gateway_cache.rs"]
+mod gateway_cache;
 #[path = "bench/read_side.rs"]
 mod read_side;
 
@@ -49,6 +53,9 @@ fn main() -> Result<()> {
     if args.iter().any(|a| a == "--read-side") {
         return runtime.block_on(read_side::read_side());
     }
+    if args.iter().any(|a| a == "--gateway-cache") {
+        return runtime.block_on(gateway_cache::gateway_cache());
+    }
     wasm_vs_native()?;
     runtime.block_on(store_appends())?;
     runtime.block_on(http_commands(commands, clients))?;
@@ -56,6 +63,7 @@ fn main() -> Result<()> {
     runtime.block_on(hot_swap(clients))?;
     runtime.block_on(isolation(clients))?;
     runtime.block_on(read_side::read_side())?;
+    runtime.block_on(gateway_cache::gateway_cache())?;
     Ok(())
 }
 

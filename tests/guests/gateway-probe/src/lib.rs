@@ -1,12 +1,14 @@
-//! Test guest `gateway-probe`: its one command, `call` (`{"service", "method", "path"}`), calls
-//! the gateway and records what came back as a `Called` event (status and body, or the error's
-//! kind and detail), so the suites read every gateway outcome from the command's answer.
+//! Test guest `gateway-probe`. `call` (`{"service", "method", "path"}`) calls the gateway and
+//! records what came back as a `Called` event (status and body, or the error's kind and
+//! detail), so the suites read every gateway outcome from the command's answer. `cache-gets`
+//! (`{"n"}`) sets one key and reads it `n` times (the benchmark's cached-get cost).
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // wit-bindgen's generated glue
 mod component {
     wit_bindgen::generate!({ world: "test:gateway-probe/gateway-probe", path: "wit", generate_all });
 
+    use cairn::domain::cache;
     use cairn::domain::event_store::{self, ExpectedVersion};
     use cairn::domain::gateway::{self, GatewayError, Request};
     use cairn::domain::types::{NewEvent, RecordedEvent};
@@ -24,14 +26,23 @@ mod component {
                 version: "0.1.0".into(),
                 description: "Calls services for the tests.".into(),
                 aggregates: vec!["probe".into()],
-                commands: vec![CommandInfo {
-                    name: "call".into(),
-                    kind: CommandKind::Handle,
-                    aggregate: "probe".into(),
-                    id: AggregateId::Minted,
-                    description: "Calls a service and records the outcome.".into(),
-                }],
-                event_types: vec!["Called".into()],
+                commands: vec![
+                    CommandInfo {
+                        name: "call".into(),
+                        kind: CommandKind::Handle,
+                        aggregate: "probe".into(),
+                        id: AggregateId::Minted,
+                        description: "Calls a service and records the outcome.".into(),
+                    },
+                    CommandInfo {
+                        name: "cache-gets".into(),
+                        kind: CommandKind::Handle,
+                        aggregate: "probe".into(),
+                        id: AggregateId::Minted,
+                        description: "Reads one cached key n times.".into(),
+                    },
+                ],
+                event_types: vec!["Called".into(), "CacheRead".into()],
                 capabilities: vec![],
             }
         }
@@ -55,6 +66,24 @@ mod component {
         fn handle(request: HandleRequest) -> Result<(), HandleError> {
             let payload: Value =
                 serde_json::from_str(&request.payload).map_err(|e| HandleError::Failed(e.to_string()))?;
+            if request.command == "cache-gets" {
+                let n = payload["n"].as_u64().unwrap_or(0);
+                cache::set("bench", b"a cached value of some sixty-four bytes, like a small JSON quote", 60_000, &[])
+                    .map_err(|e| HandleError::Failed(format!("{e:?}")))?;
+                let mut found = 0;
+                for _ in 0..n {
+                    found += cache::get("bench").ok().flatten().map_or(0, |v| v.len());
+                }
+                let event =
+                    NewEvent { event_type: "CacheRead".into(), data: json!({"n": n, "bytes": found}).to_string() };
+                return event_store::append(
+                    &format!("probe-{}", request.aggregate_id),
+                    ExpectedVersion::NoStream,
+                    &[event],
+                )
+                .map(|_| ())
+                .map_err(|e| HandleError::Failed(format!("{e:?}")));
+            }
             let call = Request {
                 method: text(&payload, "method"),
                 path: text(&payload, "path"),
