@@ -68,6 +68,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let sqlite = Arc::new(store::sqlite::SqliteStore::open(&config.data_dir).await?);
     let store: Arc<dyn store::EventStore> = sqlite.clone();
     let sqlite_queue: Arc<dyn store::CommandQueue> = sqlite.clone();
+    let outbox: Arc<dyn store::Outbox> = sqlite.clone();
     let runtime = runtime::Runtime::new(
         config.limits.engine(),
         config.limits.policy(&config.domains),
@@ -94,7 +95,12 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         engine::Projections::start(store.clone(), models.clone(), registry.clone(), config.projections.settings())
             .await
             .context("starting the projections")?;
-    let worker = tokio::spawn(commands.clone().work());
+    // The background workers: queued commands, and the outbox's gateway calls.
+    let outbox_worker = engine::OutboxWorker::new(outbox.clone(), gateway.clone(), store.clone());
+    let queued = commands.clone();
+    let worker = tokio::spawn(async move {
+        tokio::join!(queued.work(), outbox_worker.work());
+    });
     let queries = Arc::new(engine::Queries::new(
         registry.clone(),
         projections.clone(),
@@ -112,6 +118,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         queries,
         gateway,
         cache,
+        outbox,
     };
     let app = http::app(state, &config.http_settings());
     let listener =

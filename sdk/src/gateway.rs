@@ -213,6 +213,15 @@ pub trait GatewayBackend {
     /// Calls `service` with `request`: the final answer (any status the service does not retry),
     /// or why there is none.
     fn call(&mut self, service: &str, request: GatewayRequest) -> Result<GatewayResponse, GatewayError>;
+
+    /// Enqueues a call the host makes once the command's events are committed (the outbox);
+    /// returns the message id. By default refused.
+    fn enqueue(&mut self, service: &str, request: GatewayRequest) -> Result<String, GatewayError> {
+        Err(GatewayError::NotGranted(format!(
+            "no outbox here (service `{service}`, {} {})",
+            request.method, request.path
+        )))
+    }
 }
 
 /// A command handler's access to the gateway, from [`crate::UnitOfWork::gateway`].
@@ -228,6 +237,21 @@ pub struct Gateway<'w> {
 impl<'w> Gateway<'w> {
     pub(crate) fn new(backend: Option<&'w mut dyn GatewayBackend>) -> Self {
         Self { backend }
+    }
+
+    /// Enqueues `request` to `service` through the transactional outbox: the host makes the
+    /// call only after this command's events are committed (never if the command fails or
+    /// writes nothing), retries it per the service's policy, across restarts, and keeps it as a
+    /// dead letter after the last attempt. The idempotency key defaults to the returned message
+    /// id. Use it for effects that must follow the command (a confirmation, a notice).
+    pub fn enqueue(&mut self, service: &str, request: GatewayRequest) -> Result<String, GatewayError> {
+        if let Some(why) = request.invalid() {
+            return Err(GatewayError::InvalidRequest(why.to_string()));
+        }
+        match &mut self.backend {
+            Some(backend) => backend.enqueue(service, request),
+            None => default_enqueue(service, request),
+        }
     }
 
     /// Calls `service` (a name the operator configured) with `request`, retried per the
@@ -247,6 +271,21 @@ impl<'w> Gateway<'w> {
 #[cfg(target_arch = "wasm32")]
 fn default_call(service: &str, request: GatewayRequest) -> Result<GatewayResponse, GatewayError> {
     crate::wasm::HostGateway.call(service, request)
+}
+
+/// The host's outbox: a direct call, so only code that enqueues links the import.
+#[cfg(target_arch = "wasm32")]
+fn default_enqueue(service: &str, request: GatewayRequest) -> Result<String, GatewayError> {
+    crate::wasm::HostGateway.enqueue(service, request)
+}
+
+/// Natively there is no host: every enqueue is refused.
+#[cfg(not(target_arch = "wasm32"))]
+fn default_enqueue(service: &str, request: GatewayRequest) -> Result<String, GatewayError> {
+    Err(GatewayError::NotGranted(format!(
+        "no outbox outside a component (service `{service}`, {} {}): use `cairn_sdk::testing::FakeGateway`",
+        request.method, request.path
+    )))
 }
 
 /// Natively there is no host: every call is refused.

@@ -74,6 +74,7 @@ impl CommandEngine {
             let mut prior: Vec<BufferedAppend> = Vec::new();
             let mut streams: Vec<StreamAppend> = Vec::new();
             let mut bodies = Vec::new();
+            let mut outbox = Vec::new();
             for (i, ((name, payload), target)) in batch.commands.iter().zip(&targets).enumerate() {
                 let request = CommandRequest {
                     domain: batch.domain.clone(),
@@ -82,8 +83,9 @@ impl CommandEngine {
                     idempotency_key: None,
                     correlation_id: batch.correlation_id.clone(),
                 };
-                let (appends, primary_version) =
+                let super::command::Plan { appends, primary_version, outbox: calls } =
                     self.plan(&plugin, target, &request, &prior).await.map_err(|e| failed(i, name, e))?;
+                outbox.extend(calls);
                 let body = response::render(&target.primary, &target.aggregate_id, primary_version, &appends)?;
                 let status = response::status(&target.primary, &appends);
                 bodies.push((name.as_str(), status, body));
@@ -102,7 +104,8 @@ impl CommandEngine {
             }
             let outcome = CommandOutcome { status: 200, body, replayed: false, position: None };
             let key = batch.idempotency_key.as_deref();
-            if let Some(done) = self.commit(&plugin, &batch.domain, streams, key, &request_hash, outcome).await {
+            let writes = crate::store::AppendBatch { streams, outbox, ..Default::default() };
+            if let Some(done) = self.commit(&plugin, &batch.domain, writes, key, &request_hash, outcome).await {
                 return done;
             }
         }

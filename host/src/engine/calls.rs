@@ -86,13 +86,17 @@ pub(super) fn contract(plugin: &Plugin, message: String) -> CommandError {
     CommandError::PluginContract { domain: plugin.domain().to_string(), version: plugin.version().to_string(), message }
 }
 
+/// What a handler buffered: appends per stream, the stored versions of the streams it read,
+/// and the outbox calls it enqueued.
+pub(super) type Handled = (Vec<BufferedAppend>, HashMap<String, u64>, Vec<crate::store::NewOutboxMessage>);
+
 /// Runs a command handler on the blocking pool with a fresh unit of work; returns what it
 /// buffered, per stream, when it succeeded, and the stored versions of the streams it read.
 pub(super) async fn handle_off_executor(
     plugin: Arc<Plugin>,
     request: HandleRequest,
     grants: crate::runtime::Grants,
-) -> Result<(Vec<BufferedAppend>, HashMap<String, u64>), CommandError> {
+) -> Result<Handled, CommandError> {
     let span = tracing::Span::current();
     let outcome = tokio::task::spawn_blocking(move || {
         let (outcome, unit) = span.in_scope(|| plugin.handle(&request, grants));

@@ -7,7 +7,6 @@
 //! An `Idempotency-Key` is stored with the events in the same transaction; a repeat with the same
 //! request replays the stored response and appends nothing.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +54,13 @@ pub struct CommandOutcome {
     /// The global position of the command's last event, once committed (not for replays): what
     /// a client passes as `min_position` to read its own writes.
     pub position: Option<u64>,
+}
+
+/// One attempt's plan: the checked appends, the primary stream's version, the outbox calls.
+pub(super) struct Plan {
+    pub(super) appends: Vec<BufferedAppend>,
+    pub(super) primary_version: Option<u64>,
+    pub(super) outbox: Vec<crate::store::NewOutboxMessage>,
 }
 
 /// Why a command did not succeed. Each case maps to one HTTP status.
@@ -190,7 +196,7 @@ impl CommandEngine {
         }
         let metadata = metadata(&plugin, &request.command, request.correlation_id.as_deref());
         for _attempt in 0..self.max_attempts {
-            let (appends, primary_version) = match self.plan(&plugin, &target, &request, &[]).await {
+            let Plan { appends, primary_version, outbox } = match self.plan(&plugin, &target, &request, &[]).await {
                 Ok(planned) => planned,
                 // A concurrent twin with the same Idempotency-Key may have committed first and changed
                 // what this attempt saw: its stored answer is the answer.
@@ -205,26 +211,26 @@ impl CommandEngine {
             let streams = stream_appends(&request.domain, appends, &metadata);
             let outcome = CommandOutcome { status, body, replayed: false, position: None };
             let key = request.idempotency_key.as_deref();
-            if let Some(done) = self.commit(&plugin, &request.domain, streams, key, &request_hash, outcome).await {
+            let writes = AppendBatch { streams, outbox, ..AppendBatch::default() };
+            if let Some(done) = self.commit(&plugin, &request.domain, writes, key, &request_hash, outcome).await {
                 return done;
             }
         }
         Err(CommandError::Conflict { stream: target.primary, attempts: self.max_attempts })
     }
 
-    /// Commits a unit of work whose answer is `outcome`, storing that answer under `key` in the
-    /// same transaction. `None` when a stream moved meanwhile: the caller attempts again.
+    /// Commits a unit of work (`writes`: its streams and outbox calls) whose answer is
+    /// `outcome`, storing that answer under `key` in the same transaction. `None` when a stream moved meanwhile: the caller attempts again.
     pub(super) async fn commit(
         &self,
         plugin: &Plugin,
         domain: &str,
-        streams: Vec<StreamAppend>,
+        writes: AppendBatch,
         key: Option<&str>,
         request_hash: &str,
         outcome: CommandOutcome,
     ) -> Option<Result<CommandOutcome, CommandError>> {
         let batch = AppendBatch {
-            streams,
             idempotency: key.map(|key| IdempotencyRecord {
                 scope: domain.to_string(),
                 key: key.to_string(),
@@ -232,6 +238,7 @@ impl CommandEngine {
                 status: outcome.status,
                 response: outcome.body.clone(),
             }),
+            ..writes
         };
         match self.store.append(batch).await {
             Ok(result) => Some(Ok(CommandOutcome { position: Some(result.last_position()), ..outcome })),
@@ -260,15 +267,17 @@ impl CommandEngine {
         target: &Target,
         request: &CommandRequest,
         prior: &[BufferedAppend],
-    ) -> Result<(Vec<BufferedAppend>, Option<u64>), CommandError> {
-        let (appends, primary_version) = match target.info.kind {
+    ) -> Result<Plan, CommandError> {
+        let (appends, primary_version, outbox) = match target.info.kind {
             CommandKind::Decide => {
-                self.decide(plugin, &target.info.aggregate, &target.aggregate_id, request, prior).await?
+                let (appends, version) =
+                    self.decide(plugin, &target.info.aggregate, &target.aggregate_id, request, prior).await?;
+                (appends, version, Vec::new())
             }
             CommandKind::Handle => {
-                let (appends, seen) = self.run_handler(plugin, &target.aggregate_id, request, prior).await?;
+                let (appends, seen, outbox) = self.run_handler(plugin, &target.aggregate_id, request, prior).await?;
                 let version = seen.get(&target.primary).copied();
-                (appends, version)
+                (appends, version, outbox)
             }
         };
         // Caps before any parsing: the count over all streams, then each event's size and shape.
@@ -280,7 +289,9 @@ impl CommandEngine {
             calls::check_events(plugin, &append.events)?;
         }
         let appends: Vec<BufferedAppend> = appends.into_iter().filter(|a| !a.events.is_empty()).collect();
-        Ok((appends, primary_version))
+        // Outbox calls ride on the events' transaction: a command that writes nothing calls nobody.
+        let outbox = if appends.is_empty() { Vec::new() } else { outbox };
+        Ok(Plan { appends, primary_version, outbox })
     }
 
     /// `error`, unless a command with the same Idempotency-Key committed meanwhile.
@@ -355,7 +366,7 @@ impl CommandEngine {
         aggregate_id: &str,
         request: &CommandRequest,
         prior: &[BufferedAppend],
-    ) -> Result<(Vec<BufferedAppend>, HashMap<String, u64>), CommandError> {
+    ) -> Result<calls::Handled, CommandError> {
         let unit = UnitOfWork::new(
             &request.domain,
             self.store.clone(),

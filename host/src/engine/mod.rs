@@ -4,6 +4,7 @@
 pub mod batch;
 mod calls;
 pub mod command;
+pub mod outbox;
 pub mod projections;
 pub mod queries;
 pub mod queue;
@@ -11,6 +12,7 @@ mod response;
 
 pub use batch::BatchRequest;
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
+pub use outbox::OutboxWorker;
 pub use projections::{ProjectionSettings, Projections};
 pub use queries::Queries;
 pub use queue::{AsyncCommands, QueueSettings};

@@ -56,6 +56,8 @@ pub struct AppState {
     pub gateway: Arc<crate::capabilities::gateway::Gateway>,
     /// The plugins' cache, for its figures.
     pub cache: Arc<crate::capabilities::cache::Cache>,
+    /// The gateway's outbox, for its dead letters.
+    pub outbox: Arc<dyn crate::store::Outbox>,
 }
 
 /// The request id header, set on every request that lacks one and echoed on every response.
@@ -90,6 +92,9 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/domains/{domain}/versions", get(admin::versions))
         .route("/projections", get(projections::list))
         .route("/gateway", get(projections::gateway))
+        .route("/gateway/dead-letters", get(projections::outbox_dead_letters))
+        .route("/gateway/dead-letters/{id}", axum::routing::delete(projections::outbox_discard))
+        .route("/gateway/dead-letters/{id}/retry", post(projections::outbox_retry))
         .route("/cache", get(projections::cache))
         .route("/domains/{domain}/projections/{name}/rebuild", post(projections::rebuild))
         .route("/dead-letters", get(queued::dead_letters))

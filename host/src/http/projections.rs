@@ -1,4 +1,5 @@
-//! Admin: `GET /admin/v1/gateway` (outside services), `GET /admin/v1/projections` (every generation's role, position, lag, state and last
+//! Admin: `GET /admin/v1/gateway` (outside services), its outbox dead letters (list, retry,
+//! discard), `GET /admin/v1/cache`, `GET /admin/v1/projections` (every generation's role, position, lag, state and last
 //! error) and `POST /admin/v1/domains/{domain}/projections/{name}/rebuild` (build a new
 //! generation from position 0 in the background; queries keep reading the active one).
 
@@ -12,6 +13,37 @@ use super::{AppState, Problem};
 /// Every outside service: calls, attempts, retries, errors, latency and breaker state.
 pub async fn gateway(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "services": state.gateway.statuses() }))
+}
+
+/// The outbox's dead letters: calls whose last attempt failed.
+pub async fn outbox_dead_letters(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
+    let dead = state.outbox.dead_letters().await.map_err(store_problem)?;
+    Ok(Json(json!({ "dead_letters": dead })))
+}
+
+/// Puts a dead letter back in the outbox (attempts reset).
+pub async fn outbox_retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    match state.outbox.retry(&id).await.map_err(store_problem)? {
+        true => Ok(Json(json!({ "id": id, "state": "pending" }))),
+        false => Err(no_dead_letter(&id)),
+    }
+}
+
+/// Deletes a dead letter.
+pub async fn outbox_discard(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, Problem> {
+    match state.outbox.discard(&id).await.map_err(store_problem)? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(no_dead_letter(&id)),
+    }
+}
+
+fn no_dead_letter(id: &str) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "unknown-dead-letter", format!("no outbox dead letter `{id}`"))
+}
+
+fn store_problem(cause: crate::store::StoreError) -> Problem {
+    tracing::error!(%cause, "outbox store failure");
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "The store is unavailable; retry later.")
 }
 
 /// Every domain's cache: hits, misses, evictions, coalesced fills, size against the quota.

@@ -4,10 +4,12 @@
 //! An append is a **unit of work**: one or more streams, each with an expected version, plus an
 //! optional idempotency record, committed atomically or not at all.
 
+pub mod outbox;
 pub mod plugins;
 pub mod queue;
 pub mod read_models;
 pub mod sqlite;
+mod sqlite_outbox;
 mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
@@ -18,6 +20,7 @@ mod sqlite_tests;
 
 use async_trait::async_trait;
 
+pub use self::outbox::{NewOutboxMessage, Outbox, OutboxMessage, OutboxOutcome, OutboxRequest};
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
 pub use self::queue::{CommandQueue, QueuedCommand};
 pub use self::read_models::{ReadModelTx, ReadModels};
@@ -89,6 +92,8 @@ pub struct AppendBatch {
     pub streams: Vec<StreamAppend>,
     /// Response to remember under an idempotency key, if any.
     pub idempotency: Option<IdempotencyRecord>,
+    /// Gateway calls to make once this commits (the transactional outbox).
+    pub outbox: Vec<outbox::NewOutboxMessage>,
 }
 
 /// Where one stream's events landed.

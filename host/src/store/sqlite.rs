@@ -444,6 +444,22 @@ async fn write_rows(tx: &mut SqliteConnection, planned: &[Planned], recorded_at:
         });
         insert.build().execute(&mut *tx).await?;
     }
+    for message in planned.iter().flat_map(|p| &p.job.batch.outbox) {
+        let request = serde_json::to_string(&message.request).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO gateway_outbox (id, domain, service, request, state, attempts, next_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+        )
+        .bind(&message.id)
+        .bind(&message.domain)
+        .bind(&message.service)
+        .bind(request)
+        .bind(recorded_at)
+        .bind(recorded_at)
+        .bind(recorded_at)
+        .execute(&mut *tx)
+        .await?;
+    }
     for record in planned.iter().filter_map(|p| p.job.batch.idempotency.as_ref()) {
         sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -15,7 +15,7 @@ fn append(stream: &str, expected: ExpectedVersion, events: Vec<EventToAppend>) -
 }
 
 fn batch(streams: Vec<StreamAppend>) -> AppendBatch {
-    AppendBatch { streams, idempotency: None }
+    AppendBatch { streams, ..AppendBatch::default() }
 }
 
 async fn open() -> (tempfile::TempDir, SqliteStore) {
@@ -72,6 +72,7 @@ async fn an_idempotency_key_is_stored_once_with_its_events() {
     let with_key = |stream: &str| AppendBatch {
         streams: vec![append(stream, ExpectedVersion::Any, vec![event(1)])],
         idempotency: Some(record.clone()),
+        ..AppendBatch::default()
     };
     store.append(with_key("a")).await.unwrap();
     let error = store.append(with_key("b")).await.unwrap_err();

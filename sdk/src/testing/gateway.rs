@@ -53,6 +53,7 @@ struct Rule {
 pub struct FakeGateway {
     rules: Vec<Rule>,
     calls: Vec<GatewayCall>,
+    enqueued: Vec<GatewayCall>,
 }
 
 impl FakeGateway {
@@ -102,6 +103,11 @@ impl FakeGateway {
         self.rule(None, None, Answer::Script(Box::new(script)))
     }
 
+    /// Every call enqueued so far (the host would make them after the commit), in order.
+    pub fn enqueued(&self) -> &[GatewayCall] {
+        &self.enqueued
+    }
+
     /// Every call made so far, in order.
     pub fn calls(&self) -> &[GatewayCall] {
         &self.calls
@@ -134,6 +140,12 @@ impl GatewayBackend for FakeGateway {
         };
         self.calls.push(GatewayCall { service: service.to_string(), request });
         outcome
+    }
+
+    /// Records the call as enqueued (see [`FakeGateway::enqueued`]); its id is `outbox-<n>`.
+    fn enqueue(&mut self, service: &str, request: GatewayRequest) -> Result<String, GatewayError> {
+        self.enqueued.push(GatewayCall { service: service.to_string(), request });
+        Ok(format!("outbox-{}", self.enqueued.len()))
     }
 }
 

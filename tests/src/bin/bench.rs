@@ -135,7 +135,7 @@ async fn store_appends() -> Result<()> {
                     expected: ExpectedVersion::NoStream,
                     events: vec![event],
                 }],
-                idempotency: None,
+                ..AppendBatch::default()
             })
             .await
     };

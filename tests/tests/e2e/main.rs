@@ -13,6 +13,7 @@ mod handlers;
 mod hostile;
 mod hot_swap;
 mod idempotency;
+mod outbox;
 mod projection_crash;
 mod read_side;
 mod restart;

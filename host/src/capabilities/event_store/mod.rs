@@ -42,6 +42,8 @@ pub struct UnitOfWork {
     pub(crate) seen: std::collections::HashMap<String, u64>,
     /// The last store failure a read met, so the engine can answer 503 rather than blame the plugin.
     pub(crate) store_failure: Option<String>,
+    /// Gateway calls enqueued, committed with the appends (see `cairn:domain/gateway.enqueue`).
+    pub(crate) outbox: Vec<crate::store::NewOutboxMessage>,
 }
 
 impl UnitOfWork {
@@ -56,13 +58,16 @@ impl UnitOfWork {
             prior: Vec::new(),
             seen: Default::default(),
             store_failure: None,
+            outbox: Vec::new(),
         }
     }
 
     /// The buffered appends, one per stream, in first-append order, and the stored version of
     /// every stream the handler read.
-    pub fn into_parts(self) -> (Vec<BufferedAppend>, std::collections::HashMap<String, u64>) {
-        (self.appends, self.seen)
+    pub fn into_parts(
+        self,
+    ) -> (Vec<BufferedAppend>, std::collections::HashMap<String, u64>, Vec<crate::store::NewOutboxMessage>) {
+        (self.appends, self.seen, self.outbox)
     }
 
     /// The store failure a read met, if any.

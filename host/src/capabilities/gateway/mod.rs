@@ -125,14 +125,14 @@ impl Gateway {
             .collect()
     }
 
-    /// One call of `domain` to `service`, with the service's policy, ending by `deadline`.
-    pub async fn call(
+    /// Checks that `domain` may send `request` to `service`: the grant, the method, the path,
+    /// the headers. Nothing is sent.
+    fn prepare(
         &self,
         domain: &str,
         service: &str,
-        request: Request,
-        deadline: Instant,
-    ) -> Result<Response, GatewayError> {
+        request: &Request,
+    ) -> Result<(&Service, reqwest::Url, reqwest::Method), GatewayError> {
         let not_granted =
             || GatewayError::NotGranted(format!("domain `{domain}` may not call the service `{service}`"));
         let svc = self.services.get(service).ok_or_else(not_granted)?;
@@ -152,6 +152,23 @@ impl Gateway {
                 return Err(GatewayError::InvalidRequest(format!("the header `{header}` is set by the host")));
             }
         }
+        Ok((svc, url, method))
+    }
+
+    /// Checks a request for the outbox: what [`Gateway::call`] would refuse is refused now.
+    pub fn check(&self, domain: &str, service: &str, request: &Request) -> Result<(), GatewayError> {
+        self.prepare(domain, service, request).map(|_| ())
+    }
+
+    /// One call of `domain` to `service`, with the service's policy, ending by `deadline`.
+    pub async fn call(
+        &self,
+        domain: &str,
+        service: &str,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Response, GatewayError> {
+        let (svc, url, method) = self.prepare(domain, service, &request)?;
         let started = Instant::now();
         svc.counters.calls.fetch_add(1, Ordering::Relaxed);
         let outcome = self.attempts(svc, service, &url, &method, &request, deadline).await;
@@ -284,6 +301,100 @@ impl Gateway {
             }
         }
         Ok(Response { status, headers, body })
+    }
+}
+
+/// What one attempt of an outbox message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The service answered for good (any status that is not retried).
+    Done,
+    /// Attempt again after this long.
+    Retry {
+        /// Why this attempt failed.
+        error: String,
+        /// The backoff before the next attempt.
+        after: Duration,
+    },
+    /// Not attempted: the service's circuit is open. Try again after this long (not counted
+    /// as an attempt).
+    Postpone {
+        /// How long.
+        after: Duration,
+    },
+    /// The last attempt failed, or the message can never be sent: a dead letter.
+    Dead {
+        /// Why.
+        error: String,
+    },
+}
+
+impl Gateway {
+    /// Makes one attempt of an outbox message, under the service's timeout and breaker; whether
+    /// it is done, to be retried after a backoff, or dead (after the service's last attempt).
+    pub async fn deliver(&self, message: &crate::store::OutboxMessage) -> Delivery {
+        let request = Request {
+            method: message.request.method.clone(),
+            path: message.request.path.clone(),
+            headers: message.request.headers.clone(),
+            body: hex::decode(&message.request.body_hex).unwrap_or_default(),
+            idempotency_key: Some(message.request.idempotency_key.clone()),
+        };
+        let (svc, url, method) = match self.prepare(&message.domain, &message.service, &request) {
+            Ok(prepared) => prepared,
+            Err(error) => return Delivery::Dead { error: describe(&error) },
+        };
+        let attempt = message.attempts + 1;
+        let retry_or_dead = |error: String| {
+            if attempt >= svc.settings.max_attempts {
+                Delivery::Dead { error: format!("{error} (attempt {attempt} of {})", svc.settings.max_attempts) }
+            } else {
+                Delivery::Retry { error, after: backoff(&svc.settings, attempt) }
+            }
+        };
+        svc.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(admission) = svc.breaker.admit(Instant::now()) else {
+            svc.counters.rejected_open.fetch_add(1, Ordering::Relaxed);
+            return Delivery::Postpone { after: svc.settings.breaker.open_for.max(Duration::from_millis(100)) / 2 };
+        };
+        svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = self.attempt(&svc.settings, &message.service, &url, &method, &request, svc.settings.timeout).await;
+        svc.counters.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match result {
+            Ok(response) if svc.settings.retry_statuses.contains(&response.status) => {
+                svc.breaker.record(admission, false, Instant::now());
+                svc.counters.errors.fetch_add(1, Ordering::Relaxed);
+                retry_or_dead(format!("`{}` answered {}", message.service, response.status))
+            }
+            Ok(response) => {
+                svc.breaker.record(admission, response.status < 500, Instant::now());
+                Delivery::Done
+            }
+            Err(error @ (GatewayError::Timeout(_) | GatewayError::Unavailable(_))) => {
+                svc.breaker.record(admission, false, Instant::now());
+                svc.counters.errors.fetch_add(1, Ordering::Relaxed);
+                retry_or_dead(describe(&error))
+            }
+            Err(error) => {
+                svc.breaker.release(admission);
+                svc.counters.errors.fetch_add(1, Ordering::Relaxed);
+                Delivery::Dead { error: describe(&error) }
+            }
+        }
+    }
+}
+
+/// A gateway error as one line for operators.
+fn describe(error: &GatewayError) -> String {
+    match error {
+        GatewayError::NotGranted(m)
+        | GatewayError::CircuitOpen(m)
+        | GatewayError::Timeout(m)
+        | GatewayError::TooLarge(m)
+        | GatewayError::InvalidRequest(m)
+        | GatewayError::Unavailable(m) => m.clone(),
+        GatewayError::UpstreamStatus(response) => format!("the service answered {}", response.status),
     }
 }
 

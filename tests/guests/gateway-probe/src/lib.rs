@@ -1,7 +1,9 @@
 //! Test guest `gateway-probe`. `call` (`{"service", "method", "path"}`) calls the gateway and
 //! records what came back as a `Called` event (status and body, or the error's kind and
 //! detail), so the suites read every gateway outcome from the command's answer. `cache-gets`
-//! (`{"n"}`) sets one key and reads it `n` times (the benchmark's cached-get cost).
+//! (`{"n"}`) sets one key and reads it `n` times (the benchmark's cached-get cost). `enqueue`
+//! (`{"service", "method", "path", "reject"?}`) enqueues a call through the outbox and records
+//! its id, or, with `reject`, refuses the command after enqueueing.
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)] // wit-bindgen's generated glue
@@ -35,6 +37,13 @@ mod component {
                         description: "Calls a service and records the outcome.".into(),
                     },
                     CommandInfo {
+                        name: "enqueue".into(),
+                        kind: CommandKind::Handle,
+                        aggregate: "probe".into(),
+                        id: AggregateId::Minted,
+                        description: "Enqueues a call through the outbox (or, with reject, then refuses).".into(),
+                    },
+                    CommandInfo {
                         name: "cache-gets".into(),
                         kind: CommandKind::Handle,
                         aggregate: "probe".into(),
@@ -42,7 +51,7 @@ mod component {
                         description: "Reads one cached key n times.".into(),
                     },
                 ],
-                event_types: vec!["Called".into(), "CacheRead".into()],
+                event_types: vec!["Called".into(), "CacheRead".into(), "Enqueued".into()],
                 capabilities: vec![],
             }
         }
@@ -66,6 +75,34 @@ mod component {
         fn handle(request: HandleRequest) -> Result<(), HandleError> {
             let payload: Value =
                 serde_json::from_str(&request.payload).map_err(|e| HandleError::Failed(e.to_string()))?;
+            if request.command == "enqueue" {
+                let call = Request {
+                    method: text(&payload, "method"),
+                    path: text(&payload, "path"),
+                    headers: vec![],
+                    body: b"{}".to_vec(),
+                    idempotency_key: None,
+                };
+                let outcome = match gateway::enqueue(&text(&payload, "service"), &call) {
+                    Ok(id) => json!({"id": id}),
+                    Err(error) => json!({"error": format!("{error:?}")}),
+                };
+                if payload["reject"] == true {
+                    return Err(HandleError::Rejected(cairn::domain::types::Rejection {
+                        code: "refused-after-enqueue".into(),
+                        message: "Refused after enqueueing a call.".into(),
+                        fields: vec![],
+                    }));
+                }
+                let event = NewEvent { event_type: "Enqueued".into(), data: outcome.to_string() };
+                return event_store::append(
+                    &format!("probe-{}", request.aggregate_id),
+                    ExpectedVersion::NoStream,
+                    &[event],
+                )
+                .map(|_| ())
+                .map_err(|e| HandleError::Failed(format!("{e:?}")));
+            }
             if request.command == "cache-gets" {
                 let n = payload["n"].as_u64().unwrap_or(0);
                 cache::set("bench", b"a cached value of some sixty-four bytes, like a small JSON quote", 60_000, &[])

@@ -45,7 +45,7 @@ async fn seed(data: &std::path::Path) -> Result<usize> {
             });
             order += 1;
         }
-        store.append(AppendBatch { streams, idempotency: None }).await?;
+        store.append(AppendBatch { streams, ..AppendBatch::default() }).await?;
     }
     Ok(written)
 }

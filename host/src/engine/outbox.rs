@@ -1,0 +1,75 @@
+//! The outbox worker: makes the gateway calls command handlers enqueued, after their commands
+//! committed. It wakes on every commit (the event store's head) and twice a second, claims due
+//! messages (a claim is a lease: a host that dies mid-call leaves the message to be taken
+//! again), makes one attempt each under the service's timeout and breaker, and records the
+//! outcome: done, retry after a backoff, or a dead letter after the service's last attempt.
+//! Every attempt carries the message's idempotency key, so the service can drop a repeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capabilities::gateway::{Delivery, Gateway};
+use crate::store::{EventStore, Outbox, OutboxOutcome, now_micros};
+
+/// How long a claimed message stays with the worker that took it.
+const LEASE: Duration = Duration::from_secs(60);
+/// Messages claimed at once (delivered concurrently).
+const BATCH: u32 = 32;
+
+/// Delivers the outbox.
+pub struct OutboxWorker {
+    outbox: Arc<dyn Outbox>,
+    gateway: Arc<Gateway>,
+    events: Arc<dyn EventStore>,
+}
+
+impl OutboxWorker {
+    /// A worker over `outbox`, calling through `gateway`, woken by `events`' commits.
+    pub fn new(outbox: Arc<dyn Outbox>, gateway: Arc<Gateway>, events: Arc<dyn EventStore>) -> Self {
+        Self { outbox, gateway, events }
+    }
+
+    /// Runs until aborted.
+    pub async fn work(self) {
+        let mut head = self.events.head();
+        loop {
+            let due = self.outbox.claim_due(now_micros(), LEASE.as_micros() as i64, BATCH).await;
+            match due {
+                Ok(messages) if !messages.is_empty() => {
+                    let mut deliveries = tokio::task::JoinSet::new();
+                    for message in messages {
+                        let (outbox, gateway) = (self.outbox.clone(), self.gateway.clone());
+                        deliveries.spawn(async move { deliver(outbox.as_ref(), &gateway, message).await });
+                    }
+                    deliveries.join_all().await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "claiming outbox messages failed"),
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+/// One attempt of `message`, and its outcome recorded.
+async fn deliver(outbox: &dyn Outbox, gateway: &Gateway, message: crate::store::OutboxMessage) {
+    let outcome = match gateway.deliver(&message).await {
+        Delivery::Done => OutboxOutcome::Done,
+        Delivery::Postpone { after } => OutboxOutcome::Postpone { at_micros: now_micros() + after.as_micros() as i64 },
+        Delivery::Retry { error, after } => {
+            OutboxOutcome::Retry { at_micros: now_micros() + after.as_micros() as i64, error }
+        }
+        Delivery::Dead { error } => {
+            tracing::warn!(id = %message.id, domain = %message.domain, service = %message.service, %error,
+                "outbox call is a dead letter");
+            OutboxOutcome::Dead { error }
+        }
+    };
+    if let Err(e) = outbox.finish(&message.id, outcome).await {
+        tracing::error!(id = %message.id, error = %e, "recording an outbox outcome failed");
+    }
+}
