@@ -50,6 +50,13 @@ fn main() {
     std::fs::create_dir_all(&components).expect("creating components dir");
     std::fs::create_dir_all(&examples).expect("creating example-plugins");
     ensure_wasm_target();
+    println!("cargo:rerun-if-env-changed=CAIRN_TEST_REDIS_URL");
+    if std::env::var_os("CAIRN_TEST_REDIS_URL").is_none() {
+        println!(
+            "cargo:warning=CAIRN_TEST_REDIS_URL is not set: the Redis cache tests are SKIPPED \
+             (`.ci/run` sets it to redis://127.0.0.1:6379)"
+        );
+    }
 
     // Plain builds together (one cargo run), then each feature build on its own: they write the
     // same file name, so each output is copied away before the next build.

@@ -80,9 +80,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
     let gateway = Arc::new(capabilities::gateway::Gateway::new(config.gateway.settings()?)?);
-    let quota = config.cache.quota_mib.max(1) << 20;
-    let local = Arc::new(capabilities::cache::LocalCache::new(quota as u64));
-    let cache = Arc::new(capabilities::cache::Cache::new(local, quota));
+    let cache = Arc::new(config.cache.build()?);
     let engine = Arc::new(
         engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue)
             .with_gateway(gateway.clone())

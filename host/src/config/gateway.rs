@@ -111,12 +111,36 @@ impl GatewayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
-    /// Memory each domain's entries may hold (keys and values), in MiB.
+    /// Memory each domain's entries may hold (keys, values and tags), in MiB. With Redis it caps
+    /// each value; the server's `maxmemory` bounds the rest.
     pub quota_mib: usize,
+    /// `memory` (in-process, one host) or `redis` (shared by several hosts).
+    pub backend: String,
+    /// The Redis server, for `backend = "redis"` (`redis://127.0.0.1:6379`).
+    pub redis_url: Option<String>,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { quota_mib: 64 }
+        Self { quota_mib: 64, backend: "memory".into(), redis_url: None }
+    }
+}
+
+impl CacheConfig {
+    /// The cache this configuration names (connecting to Redis if it names Redis).
+    pub fn build(&self) -> Result<crate::capabilities::cache::Cache> {
+        use crate::capabilities::cache::{Cache, CacheBackend, LocalCache, RedisCache};
+        let quota = self.quota_mib.max(1) << 20;
+        let backend: std::sync::Arc<dyn CacheBackend> = match self.backend.as_str() {
+            "memory" => std::sync::Arc::new(LocalCache::new(quota as u64)),
+            "redis" => {
+                let Some(url) = &self.redis_url else { bail!("cache.backend = \"redis\" needs cache.redis_url") };
+                let redis = RedisCache::connect(url, quota as u64)
+                    .map_err(|e| anyhow::anyhow!("connecting to the cache's Redis at {url}: {e}"))?;
+                std::sync::Arc::new(redis)
+            }
+            other => bail!("cache.backend must be `memory` or `redis`, not `{other}`"),
+        };
+        Ok(Cache::new(backend, quota))
     }
 }

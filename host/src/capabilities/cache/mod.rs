@@ -1,6 +1,7 @@
 //! `cairn:domain/cache` for command handlers: get, set with a TTL and tags, delete,
 //! invalidate by tag, and `get-or-fill` with stampede protection, namespaced per domain with a
-//! per-domain memory quota, behind [`CacheBackend`] (in-process moka: [`LocalCache`]).
+//! per-domain memory quota, behind [`CacheBackend`]: in-process moka ([`LocalCache`], the
+//! default) or Redis ([`RedisCache`], shared by several hosts).
 //!
 //! Stampede protection lives here, above the backend: the first caller that misses a key holds
 //! its fill; the others wait (on their blocking threads, bounded by `wait-ms`) for the value it
@@ -9,6 +10,7 @@
 
 mod host;
 mod local;
+mod redis_backend;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use self::local::LocalCache;
+pub use self::redis_backend::RedisCache;
 
 /// Hits, misses, evictions and coalesced fills of one domain.
 #[derive(Debug, Default)]
