@@ -5,7 +5,8 @@
 //! the host's gateway and records the answer as a [`QuoteEvent::RateQuoted`] on a new
 //! `quote-<id>` stream (the host mints the id). When the service cannot quote (refused, down,
 //! slow, an unexpected status or body) the command is rejected with `rate-unavailable` and
-//! nothing is recorded.
+//! nothing is recorded. Prices are cached per carrier, route and weight; `forget-carrier-rates`
+//! ([`Forgetting`]) drops a carrier's cached prices on every host sharing the cache.
 
 use cairn_sdk::{Aggregate, CommandSpec, Rejection};
 use serde::{Deserialize, Serialize};
@@ -14,10 +15,13 @@ cairn_sdk::export_domain! {
     name: "rates",
     description: "Quotes carrier rates from the operator's rate service and records every quote.",
     aggregates: [Quote],
-    handlers: [Quoting],
+    handlers: [Quoting, Forgetting],
 }
 
+mod forgetting;
 mod quoting;
+
+pub use forgetting::{Forgetting, ForgettingCommand};
 
 pub use quoting::{
     Quoting, QuotingCommand, RATE_UNAVAILABLE, SERVICE, encode_query_value, is_country_code, rates_path,

@@ -165,13 +165,16 @@ fn weights_at_the_bounds_are_quoted() {
 }
 
 #[test]
-fn the_domain_describes_its_handled_command() {
+fn the_domain_describes_its_handled_commands() {
     let info = Domain::info();
     assert_eq!((info.name.as_str(), info.aggregates.as_slice()), ("rates", ["quote".to_string()].as_slice()));
     assert_eq!(info.event_types, ["RateQuoted"]);
-    let [(aggregate, spec)] = info.commands.as_slice() else { panic!("one command: {:?}", info.commands) };
-    assert_eq!((aggregate.as_str(), spec.name, spec.id), ("quote", "request-quote", IdSource::Minted));
-    assert_eq!(spec.handled_for, Some("quote"));
+    let [(aggregate, quote), (_, forget)] = info.commands.as_slice() else {
+        panic!("two commands: {:?}", info.commands)
+    };
+    assert_eq!((aggregate.as_str(), quote.name, quote.id), ("quote", "request-quote", IdSource::Minted));
+    assert_eq!(quote.handled_for, Some("quote"));
+    assert_eq!((forget.name, forget.id), ("forget-carrier-rates", IdSource::Field("carrier_id")));
 }
 
 #[test]

@@ -272,3 +272,44 @@ async fn a_hundred_concurrent_identical_quotes_ask_the_rate_service_once() {
     assert_eq!(coalesced + hits, 99, "the other 99 waited for the fill or hit the cache: {rates}");
     assert!(coalesced > 0, "some waited for the fill: {rates}");
 }
+
+#[tokio::test]
+async fn two_hosts_sharing_a_redis_cache_share_prices_and_forget_them_together() {
+    let Ok(redis) = std::env::var("CAIRN_TEST_REDIS_URL") else {
+        eprintln!("SKIPPED: this suite needs CAIRN_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)");
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let app = Router::new().route(
+        "/api/rates",
+        get(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"price_cents": 777, "currency": "EUR"}))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let start = || {
+        let redis = redis.clone();
+        TestHost::start_with(&[RATES_COMPONENT], move |config| {
+            config.gateway.services.insert("rates".into(), service(port, &["rates"], |_| {}));
+            config.cache.backend = "redis".into();
+            config.cache.redis_url = Some(redis);
+        })
+    };
+    let (a, b) = (start().await.unwrap(), start().await.unwrap());
+    // A carrier id of its own: the Redis may hold other runs' entries.
+    let carrier = format!("c-{}", std::process::id());
+    let body = json!({"carrier_id": carrier, "from": "NL", "to": "BE", "weight_grams": 250});
+    a.command("rates", "request-quote", body.clone()).await.unwrap().expect(201);
+    b.command("rates", "request-quote", body.clone()).await.unwrap().expect(201);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the second host read the first host's cached price");
+    b.command("rates", "forget-carrier-rates", json!({"carrier_id": carrier})).await.unwrap().expect(200);
+    a.command("rates", "request-quote", body).await.unwrap().expect(201);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "forgotten on one host, gone on the other");
+}
