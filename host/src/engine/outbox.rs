@@ -41,14 +41,23 @@ impl OutboxWorker {
                         let (outbox, gateway) = (self.outbox.clone(), self.gateway.clone());
                         deliveries.spawn(async move { deliver(outbox.as_ref(), &gateway, message).await });
                     }
-                    deliveries.join_all().await;
+                    while let Some(done) = deliveries.join_next().await {
+                        if let Err(e) = done {
+                            tracing::error!(error = %e, "an outbox delivery task failed");
+                        }
+                    }
                     continue;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "claiming outbox messages failed"),
             }
             tokio::select! {
-                _ = head.changed() => {}
+                changed = head.changed() => {
+                    if changed.is_err() {
+                        // The event writer is gone: poll only.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
@@ -69,7 +78,15 @@ async fn deliver(outbox: &dyn Outbox, gateway: &Gateway, message: crate::store::
             OutboxOutcome::Dead { error }
         }
     };
-    if let Err(e) = outbox.finish(&message.id, outcome).await {
-        tracing::error!(id = %message.id, error = %e, "recording an outbox outcome failed");
+    // Recording the outcome is retried: an unrecorded success would be sent again after the
+    // lease, an unrecorded failure would not count.
+    for attempt in 0..5u32 {
+        match outbox.finish(&message.id, outcome.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(id = %message.id, error = %e, attempt, "recording an outbox outcome failed");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
     }
 }

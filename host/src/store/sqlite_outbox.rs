@@ -29,6 +29,11 @@ fn message(row: &SqliteRow) -> Result<OutboxMessage, StoreError> {
 impl Outbox for SqliteStore {
     async fn claim_due(&self, now: i64, lease: i64, limit: u32) -> Result<Vec<OutboxMessage>, StoreError> {
         let mut tx = self.admin.begin_with("BEGIN IMMEDIATE").await?;
+        // Delivered messages are kept a day for inspection, then dropped.
+        sqlx::query("DELETE FROM gateway_outbox WHERE state = 'done' AND updated_at < ?")
+            .bind(now - 86_400_000_000)
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM gateway_outbox WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?"
         ))

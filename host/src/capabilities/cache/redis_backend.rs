@@ -19,6 +19,23 @@ redis.call('DEL', KEYS[1])
 return removed
 ";
 
+/// Sets a value with its TTL and adds it to its tag sets, lengthening (never shortening) each
+/// set's expiry to outlive the value: an invalidation always finds every live key of its tag.
+const SET_WITH_TAGS: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local keep = tonumber(ARGV[2]) * 2
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  local left = redis.call('PTTL', KEYS[i])
+  if left >= 0 and left < keep then redis.call('PEXPIRE', KEYS[i], keep) end
+  if left == -1 then redis.call('PEXPIRE', KEYS[i], keep) end
+end
+return 1
+";
+
+/// How long a Redis command may take before the call treats the cache as unavailable.
+const IO_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Every domain's cache in one Redis.
 pub struct RedisCache {
     client: redis::Client,
@@ -31,7 +48,7 @@ impl RedisCache {
     /// A backend on `url` (`redis://127.0.0.1:6379`); checks that the server answers.
     pub fn connect(url: &str, quota_bytes: u64) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        let mut connection = open(&client).map_err(|e| anyhow::anyhow!(e))?;
         redis::cmd("PING").query::<String>(&mut connection)?;
         Ok(Self { client, idle: Mutex::new(vec![connection]), quota_bytes, counters: Mutex::default() })
     }
@@ -40,7 +57,7 @@ impl RedisCache {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut connection = match pooled {
             Some(c) => c,
-            None => self.client.get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| e.to_string())?,
+            None => open(&self.client)?,
         };
         let result = f(&mut connection).map_err(|e| format!("redis: {e}"));
         if result.is_ok() {
@@ -51,6 +68,15 @@ impl RedisCache {
         }
         result
     }
+}
+
+/// A connection with bounded connect, read and write times (a stalled Redis must not hold a
+/// plugin call past its deadline).
+fn open(client: &redis::Client) -> Result<redis::Connection, String> {
+    let connection = client.get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| format!("redis: {e}"))?;
+    connection.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("redis: {e}"))?;
+    connection.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("redis: {e}"))?;
+    Ok(connection)
 }
 
 fn value_key(domain: &str, key: &str) -> String {
@@ -67,18 +93,14 @@ impl CacheBackend for RedisCache {
     }
 
     fn set(&self, domain: &str, key: &str, value: Vec<u8>, ttl: Duration, tags: Vec<String>) -> Result<(), String> {
-        let full = value_key(domain, key);
         let millis = ttl.as_millis().max(1) as u64;
         self.with(|c| {
-            let mut pipe = redis::pipe();
-            pipe.atomic().cmd("SET").arg(&full).arg(value).arg("PX").arg(millis).ignore();
+            let script = redis::Script::new(SET_WITH_TAGS);
+            let mut invocation = script.key(value_key(domain, key));
             for tag in &tags {
-                // The tag set outlives its keys by their TTL at most; invalidation tolerates stale members.
-                let set = tag_key(domain, tag);
-                pipe.cmd("SADD").arg(&set).arg(&full).ignore();
-                pipe.cmd("PEXPIRE").arg(&set).arg(millis.saturating_mul(2)).ignore();
+                invocation.key(tag_key(domain, tag));
             }
-            pipe.query::<()>(c)
+            invocation.arg(value).arg(millis).invoke::<i64>(c).map(|_| ())
         })
     }
 
@@ -144,6 +166,18 @@ mod tests {
         assert_eq!(a.get(&domain, "k3").unwrap().as_deref(), Some(&b"three"[..]), "other tags stay");
         assert_eq!(a.get("another-domain", "k3").unwrap(), None, "domains do not share keys");
         assert!(b.backend.delete(&domain, "k3").unwrap());
+    }
+
+    #[test]
+    fn a_short_lived_entry_does_not_shorten_its_tags_life() {
+        let Some((a, _)) = two_hosts() else { return };
+        let domain = format!("test-{}", uuid::Uuid::now_v7());
+        let long = Duration::from_secs(60);
+        a.set(&domain, "long", b"v".to_vec(), long, vec!["t".into()], &mut Vec::new()).unwrap();
+        a.set(&domain, "short", b"v".to_vec(), Duration::from_millis(20), vec!["t".into()], &mut Vec::new()).unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(a.backend.invalidate_tag(&domain, "t").unwrap(), 1, "the long-lived key is still found");
+        assert_eq!(a.get(&domain, "long").unwrap(), None);
     }
 
     #[test]

@@ -146,11 +146,24 @@ impl Gateway {
             }
             other => return Err(GatewayError::InvalidRequest(format!("the method `{other}` is not allowed"))),
         };
-        for (header, _) in &request.headers {
+        for (header, value) in &request.headers {
             let lowered = header.to_ascii_lowercase();
-            if matches!(lowered.as_str(), "host" | "content-length" | "transfer-encoding" | "connection") {
-                return Err(GatewayError::InvalidRequest(format!("the header `{header}` is set by the host")));
+            if matches!(
+                lowered.as_str(),
+                "host" | "content-length" | "transfer-encoding" | "connection" | "idempotency-key"
+            ) {
+                return Err(GatewayError::InvalidRequest(format!(
+                    "the header `{header}` is set by the host (give an idempotency key in the request's field)"
+                )));
             }
+            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                return Err(GatewayError::InvalidRequest(format!("the header `{header}` is not a valid HTTP header")));
+            }
+        }
+        if request.idempotency_key.as_deref().is_some_and(|k| reqwest::header::HeaderValue::from_str(k).is_err()) {
+            return Err(GatewayError::InvalidRequest("the idempotency key is not a valid header value".into()));
         }
         Ok((svc, url, method))
     }
@@ -220,7 +233,7 @@ impl Gateway {
                 svc.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
-            let result = self.attempt(settings, name, url, method, request, settings.timeout.min(left)).await;
+            let result = self.attempt(settings, name, url, method, request, settings.timeout.min(left), true).await;
             let (retry, failure) = match &result {
                 Ok(response) => {
                     let retried = settings.retry_statuses.contains(&response.status);
@@ -254,6 +267,7 @@ impl Gateway {
         method: &reqwest::Method,
         request: &Request,
         timeout: Duration,
+        want_body: bool,
     ) -> Result<Response, GatewayError> {
         let mut builder = self.client.request(method.clone(), url.clone()).timeout(timeout);
         for (header, value) in &request.headers {
@@ -275,6 +289,10 @@ impl Gateway {
                 GatewayError::Unavailable(format!("`{name}` could not be reached"))
             }
         })?;
+        if !want_body {
+            // The outbox only needs the verdict; the body is not read.
+            return Ok(Response { status: response.status().as_u16(), headers: vec![], body: vec![] });
+        }
         let too_large =
             || GatewayError::TooLarge(format!("`{name}` answered more than {} bytes", settings.max_response_bytes));
         if response.content_length().is_some_and(|n| n as usize > settings.max_response_bytes) {
@@ -307,7 +325,7 @@ impl Gateway {
 /// What one attempt of an outbox message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// The service answered for good (any status that is not retried).
+    /// The service accepted it (a 2xx answer).
     Done,
     /// Attempt again after this long.
     Retry {
@@ -333,11 +351,14 @@ impl Gateway {
     /// Makes one attempt of an outbox message, under the service's timeout and breaker; whether
     /// it is done, to be retried after a backoff, or dead (after the service's last attempt).
     pub async fn deliver(&self, message: &crate::store::OutboxMessage) -> Delivery {
+        let Ok(body) = hex::decode(&message.request.body_hex) else {
+            return Delivery::Dead { error: "the stored body is not hex".into() };
+        };
         let request = Request {
             method: message.request.method.clone(),
             path: message.request.path.clone(),
             headers: message.request.headers.clone(),
-            body: hex::decode(&message.request.body_hex).unwrap_or_default(),
+            body,
             idempotency_key: Some(message.request.idempotency_key.clone()),
         };
         let (svc, url, method) = match self.prepare(&message.domain, &message.service, &request) {
@@ -359,7 +380,8 @@ impl Gateway {
         };
         svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = self.attempt(&svc.settings, &message.service, &url, &method, &request, svc.settings.timeout).await;
+        let result =
+            self.attempt(&svc.settings, &message.service, &url, &method, &request, svc.settings.timeout, false).await;
         svc.counters.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(response) if svc.settings.retry_statuses.contains(&response.status) => {
@@ -367,14 +389,24 @@ impl Gateway {
                 svc.counters.errors.fetch_add(1, Ordering::Relaxed);
                 retry_or_dead(format!("`{}` answered {}", message.service, response.status))
             }
-            Ok(response) => {
-                svc.breaker.record(admission, response.status < 500, Instant::now());
+            Ok(response) if (200..300).contains(&response.status) => {
+                svc.breaker.record(admission, true, Instant::now());
                 Delivery::Done
+            }
+            Ok(response) => {
+                // A final refusal (4xx, 500, a redirect): retrying will not help; an operator decides.
+                svc.breaker.record(admission, response.status < 500, Instant::now());
+                svc.counters.errors.fetch_add(1, Ordering::Relaxed);
+                Delivery::Dead { error: format!("`{}` answered {}", message.service, response.status) }
             }
             Err(error @ (GatewayError::Timeout(_) | GatewayError::Unavailable(_))) => {
                 svc.breaker.record(admission, false, Instant::now());
                 svc.counters.errors.fetch_add(1, Ordering::Relaxed);
-                retry_or_dead(describe(&error))
+                if svc.settings.retry_errors {
+                    retry_or_dead(describe(&error))
+                } else {
+                    Delivery::Dead { error: describe(&error) }
+                }
             }
             Err(error) => {
                 svc.breaker.release(admission);
