@@ -233,7 +233,7 @@ impl Gateway {
                 svc.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
-            let result = self.attempt(settings, name, url, method, request, settings.timeout.min(left), true).await;
+            let result = self.attempt(settings, name, (url, method), request, settings.timeout.min(left), true).await;
             let (retry, failure) = match &result {
                 Ok(response) => {
                     let retried = settings.retry_statuses.contains(&response.status);
@@ -259,12 +259,12 @@ impl Gateway {
         Err(last_error)
     }
 
+    /// One HTTP request; `want_body: false` returns as soon as the status is known.
     async fn attempt(
         &self,
         settings: &ServiceSettings,
         name: &str,
-        url: &reqwest::Url,
-        method: &reqwest::Method,
+        (url, method): (&reqwest::Url, &reqwest::Method),
         request: &Request,
         timeout: Duration,
         want_body: bool,
@@ -381,7 +381,7 @@ impl Gateway {
         svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let result =
-            self.attempt(&svc.settings, &message.service, &url, &method, &request, svc.settings.timeout, false).await;
+            self.attempt(&svc.settings, &message.service, (&url, &method), &request, svc.settings.timeout, false).await;
         svc.counters.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(response) if svc.settings.retry_statuses.contains(&response.status) => {
