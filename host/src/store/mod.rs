@@ -6,6 +6,7 @@
 
 pub mod outbox;
 pub mod plugins;
+pub mod postgres;
 pub mod queue;
 pub mod read_models;
 pub mod sqlite;
