@@ -29,7 +29,8 @@ pub struct RunningHost {
     addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
-    worker: JoinHandle<()>,
+    /// Queue and outbox workers, the follower of other hosts' activations.
+    background: Vec<JoinHandle<()>>,
     projections: Arc<engine::Projections>,
 }
 
@@ -45,39 +46,53 @@ impl RunningHost {
         let served = self.task.await.context("the server task panicked")?.context("serving HTTP");
         // A job cut off here stays `running` and is queued again at the next start; its
         // idempotency key keeps it from being applied twice.
-        self.worker.abort();
-        let _ = self.worker.await;
+        stop_background(self.background).await;
         self.projections.stop_all().await;
         served
     }
 
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(self) -> Result<()> {
-        let Self { task, shutdown, worker, projections, .. } = self;
+        let Self { task, shutdown, background, projections, .. } = self;
         let result = task.await.context("the server task panicked")?.context("serving HTTP");
         drop(shutdown);
-        worker.abort();
+        stop_background(background).await;
         projections.stop_all().await;
         result
+    }
+}
+
+async fn stop_background(tasks: Vec<JoinHandle<()>>) {
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
     }
 }
 
 /// Opens the store, loads the plugins, binds `config.listen` and serves in the background.
 pub async fn start(config: &Config) -> Result<RunningHost> {
     config.validate()?;
-    let sqlite = Arc::new(store::sqlite::SqliteStore::open(&config.data_dir).await?);
-    let store: Arc<dyn store::EventStore> = sqlite.clone();
-    let sqlite_queue: Arc<dyn store::CommandQueue> = sqlite.clone();
-    let outbox: Arc<dyn store::Outbox> = sqlite.clone();
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let stores = store::Stores::open(config.database.postgres()?.as_ref(), &config.data_dir).await?;
+    let store = stores.events.clone();
     let runtime = runtime::Runtime::new(
         config.limits.engine(),
         config.limits.policy(&config.domains),
         Some(config.data_dir.join("compiled")),
         Some(config.data_dir.join("scratch")),
     )?;
-    let registry = Arc::new(registry::Registry::new(runtime, sqlite, store.clone(), config.registry_settings()));
+    let registry =
+        Arc::new(registry::Registry::new(runtime, stores.plugins.clone(), store.clone(), config.registry_settings()));
     let plugins_dir = config.plugins_dir.exists() || config.plugins_dir != Config::default().plugins_dir;
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
+    let mut background = Vec::new();
+    if let Some(notifications) = &stores.notifications {
+        background.push(registry.clone().follow(notifications.registry()));
+    }
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
     let gateway = Arc::new(capabilities::gateway::Gateway::new(config.gateway.settings()?)?);
     let cache = Arc::new(config.cache.build()?);
@@ -86,23 +101,32 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
             .with_gateway(gateway.clone())
             .with_cache(cache.clone()),
     );
-    let commands = engine::AsyncCommands::new(engine.clone(), sqlite_queue, engine::QueueSettings::default());
-    let models: Arc<dyn store::ReadModels> =
-        Arc::new(store::sqlite_read_models::SqliteReadModels::open(&config.data_dir).await?);
-    let projections =
-        engine::Projections::start(store.clone(), models.clone(), registry.clone(), config.projections.settings())
-            .await
-            .context("starting the projections")?;
+    let commands = engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), engine::QueueSettings::default());
+    let host_id = format!("{addr}/{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let cluster = engine::ClusterSettings {
+        host_id,
+        leases: stores.leases.clone(),
+        generations: stores.notifications.as_ref().map(|n| n.generations()),
+    };
+    let projections = engine::Projections::start(
+        store.clone(),
+        stores.models.clone(),
+        registry.clone(),
+        config.projections.settings(),
+        cluster,
+    )
+    .await
+    .context("starting the projections")?;
     // The background workers: queued commands, and the outbox's gateway calls.
-    let outbox_worker = engine::OutboxWorker::new(outbox.clone(), gateway.clone(), store.clone());
+    let outbox_worker = engine::OutboxWorker::new(stores.outbox.clone(), gateway.clone(), store.clone());
     let queued = commands.clone();
-    let worker = tokio::spawn(async move {
+    background.push(tokio::spawn(async move {
         tokio::join!(queued.work(), outbox_worker.work());
-    });
+    }));
     let queries = Arc::new(engine::Queries::new(
         registry.clone(),
         projections.clone(),
-        models,
+        stores.models.clone(),
         config.projections.query_cache_entries,
     ));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
@@ -116,17 +140,15 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         queries,
         gateway,
         cache,
-        outbox,
+        outbox: stores.outbox.clone(),
     };
     let app = http::app(state, &config.http_settings());
-    let listener =
-        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let header_read_timeout = std::time::Duration::from_millis(config.http.header_read_timeout_ms);
     let task = tokio::spawn(http::server::serve(listener, app, header_read_timeout, async move {
         let _ = stop.await;
     }));
-    tracing::info!(%addr, data = %config.data_dir.display(), plugins = %config.plugins_dir.display(), "cairn is serving");
-    Ok(RunningHost { addr, shutdown, task, worker, projections })
+    tracing::info!(%addr, backend = stores.backend, data = %config.data_dir.display(),
+        plugins = %config.plugins_dir.display(), "cairn is serving");
+    Ok(RunningHost { addr, shutdown, task, background, projections })
 }

@@ -44,6 +44,10 @@ struct ServeArgs {
     /// Directory of `.wasm` plugins to load [default: ./.cairn/plugins].
     #[arg(long)]
     plugins: Option<PathBuf>,
+    /// A PostgreSQL URL (`postgres://...`) to share with other hosts [default: SQLite in the data
+    /// directory; also `CAIRN_DATABASE_URL`].
+    #[arg(long)]
+    database: Option<String>,
     /// Log format [default: text].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -73,6 +77,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
     if let Some(plugins) = args.plugins {
         config.plugins_dir = plugins;
+    }
+    if let Some(url) = args.database {
+        config.database.url = Some(url);
     }
     if let Some(format) = args.log_format {
         config.log_format = format;

@@ -2,6 +2,7 @@
 //! variables (nested keys with `__`, e.g. `CAIRN_LIMITS__DEADLINE_MS=250`), then command-line
 //! flags; validated once at start.
 
+mod database;
 mod gateway;
 mod limits;
 
@@ -15,6 +16,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use self::database::DatabaseConfig;
 pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
 
@@ -59,6 +61,9 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The plugins' cache.
     pub cache: CacheConfig,
+    /// Where events, plugins and read models live: SQLite in `data_dir` unless a PostgreSQL URL
+    /// is given.
+    pub database: DatabaseConfig,
 }
 
 /// Projection runners and the query cache.
@@ -167,6 +172,7 @@ impl Default for Config {
             projections: ProjectionsConfig::default(),
             gateway: GatewayConfig::default(),
             cache: CacheConfig::default(),
+            database: DatabaseConfig::default(),
         }
     }
 }
@@ -186,6 +192,7 @@ const KEYS: &[&str] = &[
     "projections",
     "gateway",
     "cache",
+    "database",
 ];
 
 impl Config {
@@ -207,6 +214,9 @@ impl Config {
         if let Ok(token) = std::env::var("CAIRN_ADMIN_TOKEN") {
             config.admin.token = Some(token);
         }
+        if let Ok(url) = std::env::var("CAIRN_DATABASE_URL") {
+            config.database.url = Some(url);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -217,6 +227,7 @@ impl Config {
             bail!("max_body_bytes must be at least 64");
         }
         self.gateway.settings()?;
+        self.database.postgres()?;
         if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
             bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");
         }

@@ -75,6 +75,15 @@ pub async fn rebuild(
                 json!({ "domain": domain, "projection": name, "generation": generation, "status": "/admin/v1/projections" }),
             ),
         )),
+        Ok(Rebuild::Elsewhere(leader)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "projections-elsewhere",
+            match &leader {
+                Some(host) => format!("the projections run on the host {host}; send the rebuild there"),
+                None => "the projections run on another host (none holds the lease right now); retry".to_string(),
+            },
+        )
+        .with("leader", leader)),
         Ok(Rebuild::Unknown) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "unknown-projection",

@@ -227,10 +227,14 @@ impl Registry {
         paths.sort();
         for path in paths {
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let report = self
-                .deploy(bytes, ActivateMode::IfNoneActive)
-                .await
-                .with_context(|| format!("loading plugin {}", path.display()))?;
+            let report = match self.deploy(bytes, ActivateMode::IfNoneActive).await {
+                // Another host sharing the database activated a version first: that one stays.
+                Err(RegistryError::ActiveChanged { .. }) => {
+                    self.refresh().await?;
+                    continue;
+                }
+                other => other.with_context(|| format!("loading plugin {}", path.display()))?,
+            };
             tracing::info!(
                 domain = report.domain,
                 version = report.version,
@@ -241,6 +245,40 @@ impl Registry {
             );
         }
         Ok(())
+    }
+
+    /// Makes the active versions those of the store: another host sharing the database may
+    /// have activated or rolled back (its component bytes are fetched from the store).
+    /// Answers how many domains changed.
+    pub async fn refresh(&self) -> Result<usize, RegistryError> {
+        let _serialised = self.changes.lock().await;
+        let mut changed = 0;
+        for (domain, digest) in self.plugins.active().await? {
+            if self.get(&domain).is_some_and(|p| p.digest == digest) {
+                continue;
+            }
+            let plugin = self.load_stored(&digest).await?;
+            tracing::info!(domain, version = plugin.version(), %digest, "active version changed on another host");
+            self.install(plugin);
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
+    /// Follows activations made by other hosts: refreshes on every `changes` notice, and every
+    /// few seconds in case a notice was lost.
+    pub fn follow(self: Arc<Self>, mut changes: tokio::sync::watch::Receiver<u64>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { break },
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                }
+                if let Err(error) = self.refresh().await {
+                    tracing::warn!(%error, "following other hosts' activations failed; retrying");
+                }
+            }
+        })
     }
 
     /// Validates, stores and (per `mode`) activates a component.

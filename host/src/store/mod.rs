@@ -4,6 +4,8 @@
 //! An append is a **unit of work**: one or more streams, each with an expected version, plus an
 //! optional idempotency record, committed atomically or not at all.
 
+pub mod leases;
+mod open;
 pub mod outbox;
 pub mod plugins;
 pub mod postgres;
@@ -15,12 +17,14 @@ mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
 #[cfg(test)]
-mod sqlite_read_models_tests;
+mod read_models_tests;
 #[cfg(test)]
 mod sqlite_tests;
 
 use async_trait::async_trait;
 
+pub use self::leases::Leases;
+pub use self::open::Stores;
 pub use self::outbox::{NewOutboxMessage, Outbox, OutboxMessage, OutboxOutcome, OutboxRequest};
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
 pub use self::queue::{CommandQueue, QueuedCommand};

@@ -8,6 +8,7 @@
 //! active one, and the runner promotes it once it has caught up. The previous active generation
 //! is kept (retired) for a rollback until the next switch.
 
+mod cluster;
 mod runner;
 mod status;
 
@@ -19,11 +20,12 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
+pub use self::cluster::ClusterSettings;
 pub use self::status::{GenerationStatus, ProjectionError, RunState};
 use crate::registry::Registry;
 use crate::runtime::Plugin;
 use crate::store::read_models::{GenerationId, GenerationRole, GenerationRow};
-use crate::store::{EventStore, ReadModels, StoreError};
+use crate::store::{EventStore, Leases, ReadModels, StoreError};
 
 /// How runners work.
 #[derive(Debug, Clone)]
@@ -43,7 +45,7 @@ impl Default for ProjectionSettings {
 }
 
 /// What a rebuild request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rebuild {
     /// A new generation is building.
     Started(u64),
@@ -51,6 +53,8 @@ pub enum Rebuild {
     Unknown,
     /// This generation is already building; it must finish first.
     Busy(u64),
+    /// The projections run on another host (named when known): ask it.
+    Elsewhere(Option<String>),
 }
 
 /// One generation of one projection, with its runner's state.
@@ -171,50 +175,55 @@ pub struct Projections {
     changes: tokio::sync::Mutex<()>,
     /// The runners and the activation follower, aborted at shutdown.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Where the lease of the runners lives (see [`cluster`]).
+    leases: Arc<dyn Leases>,
+    /// This host among those sharing the database.
+    host_id: String,
+    /// Whether this host holds the lease and runs the projections.
+    leader: AtomicBool,
 }
 
 impl Projections {
-    /// Loads the stored generations, reconciles them with the active plugins, starts the runners
-    /// and follows later activations.
+    /// Runs the projections if this host gets the lease (loading the stored generations,
+    /// reconciling them with the active plugins, starting the runners), else follows them;
+    /// then follows activations and the lease.
     pub async fn start(
         events: Arc<dyn EventStore>,
         models: Arc<dyn ReadModels>,
         registry: Arc<Registry>,
         settings: ProjectionSettings,
+        cluster: ClusterSettings,
     ) -> Result<Arc<Self>, StoreError> {
-        let mut slots: HashMap<(String, String), Slot> = HashMap::new();
-        for row in models.generations().await? {
-            let slot = slots.entry((row.id.domain.clone(), row.id.name.clone())).or_default();
-            match row.role {
-                GenerationRole::Active => slot.active = Some(Generation::new(&row)),
-                GenerationRole::Building => slot.building = Some(Generation::new(&row)),
-                GenerationRole::Retired => slot.retired = Some(row),
-            }
-        }
         let this = Arc::new(Self {
             events,
             models,
             registry: registry.clone(),
             settings,
-            slots: Mutex::new(slots),
+            slots: Mutex::default(),
             changes: tokio::sync::Mutex::new(()),
             tasks: Mutex::default(),
+            leases: cluster.leases,
+            host_id: cluster.host_id,
+            leader: AtomicBool::new(false),
         });
         let mut activations = registry.activations();
-        for plugin in registry.all() {
-            this.sync(&plugin).await?;
-        }
-        let follower = this.clone();
+        this.elect().await?;
+        this.spawn_cluster_task(cluster.generations);
+        let follower = Arc::downgrade(&this);
         let follow = tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
-                let plugins = match activations.recv().await {
+                let received = activations.recv().await;
+                let Some(follower) = follower.upgrade() else { break };
+                let plugins = match received {
                     Ok(plugin) => vec![plugin],
                     Err(RecvError::Lagged(_)) => follower.registry.all(),
                     Err(RecvError::Closed) => break,
                 };
                 for plugin in plugins {
-                    if let Err(e) = follower.sync(&plugin).await {
+                    let synced =
+                        if follower.is_leader() { follower.sync(&plugin).await } else { follower.refresh_view().await };
+                    if let Err(e) = synced {
                         tracing::error!(domain = plugin.domain(), error = %e, "reconciling projections failed");
                     }
                 }
@@ -233,6 +242,7 @@ impl Projections {
     /// Stops every runner and the activation follower (shutdown). A batch cut off here was not
     /// committed: it is applied again from the checkpoint at the next start.
     pub async fn stop_all(&self) {
+        self.release_lease().await;
         for slot in self.slots.lock().expect("slots lock").values() {
             slot.active.iter().chain(slot.building.iter()).for_each(|g| g.halt());
         }
@@ -248,6 +258,9 @@ impl Projections {
     /// Reconciles the projections of `plugin`'s domain with what it declares.
     async fn sync(self: &Arc<Self>, plugin: &Arc<Plugin>) -> Result<(), StoreError> {
         let _serialised = self.changes.lock().await;
+        if !self.is_leader() {
+            return Ok(());
+        }
         let domain = plugin.domain().to_string();
         for info in &plugin.projections {
             let key = (domain.clone(), info.name.clone());
@@ -367,6 +380,9 @@ impl Projections {
     /// Called by a building generation's runner once it has caught up.
     async fn promote_caught_up(&self, generation: &Arc<Generation>) {
         let _serialised = self.changes.lock().await;
+        if !self.is_leader() {
+            return;
+        }
         let key = (generation.id.domain.clone(), generation.id.name.clone());
         let current = self.slots.lock().expect("slots lock").get(&key).and_then(|s| s.building.clone());
         let active = self.slots.lock().expect("slots lock").get(&key).and_then(|s| s.active.clone());
@@ -413,6 +429,9 @@ impl Projections {
     /// queries keep reading the active generation until the new one has caught up.
     /// Refused while a generation is being built (a new version's or an earlier rebuild).
     pub async fn rebuild(self: &Arc<Self>, domain: &str, name: &str) -> Result<Rebuild, StoreError> {
+        if !self.is_leader() {
+            return Ok(Rebuild::Elsewhere(self.leader_elsewhere().await));
+        }
         let _serialised = self.changes.lock().await;
         let key = (domain.to_string(), name.to_string());
         let (active, building) = {

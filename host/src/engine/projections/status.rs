@@ -22,6 +22,8 @@ pub enum RunState {
     Paused,
     /// Stopped (superseded or shutting down).
     Stopped,
+    /// Run by another host sharing the database; this one follows its checkpoint.
+    Elsewhere,
 }
 
 /// Why a generation is stuck.

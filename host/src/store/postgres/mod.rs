@@ -30,11 +30,14 @@
 //! every host wake at once (they also poll, so a lost notification only delays them).
 
 mod events;
+mod leases;
 mod listen;
 mod outbox;
 mod plugins;
 mod queue;
 pub mod read_models;
+#[cfg(test)]
+mod registry_tests;
 #[cfg(test)]
 pub(crate) mod testing;
 
