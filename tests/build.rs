@@ -50,6 +50,16 @@ fn main() {
     std::fs::create_dir_all(&components).expect("creating components dir");
     std::fs::create_dir_all(&examples).expect("creating example-plugins");
     ensure_wasm_target();
+    println!("cargo:rerun-if-env-changed=CAIRN_TEST_POSTGRES_URL");
+    println!("cargo::rustc-check-cfg=cfg(postgres_suite)");
+    if std::env::var_os("CAIRN_TEST_POSTGRES_URL").is_some() {
+        println!("cargo:rustc-cfg=postgres_suite");
+    } else {
+        println!(
+            "cargo:warning=CAIRN_TEST_POSTGRES_URL is not set: the PostgreSQL suites are SKIPPED \
+             (`.ci/run` sets it to postgres://postgres@127.0.0.1:5432/test)"
+        );
+    }
     println!("cargo:rerun-if-env-changed=CAIRN_TEST_REDIS_URL");
     if std::env::var_os("CAIRN_TEST_REDIS_URL").is_none() {
         println!(

@@ -1,7 +1,9 @@
 //! Shared harness of the end-to-end suites: the compiled components (from `build.rs`) and
-//! [`TestHost`], a real Cairn host on a loopback port over a temporary SQLite data directory,
-//! driven over real HTTP.
+//! [`Host`], a real Cairn host on a loopback port, driven over real HTTP, over a temporary
+//! SQLite data directory ([`TestHost`]) or a fresh schema of the PostgreSQL database named by
+//! `CAIRN_TEST_POSTGRES_URL` ([`PgTestHost`]).
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -13,8 +15,82 @@ include!(concat!(env!("OUT_DIR"), "/components.rs"));
 /// The admin token every [`TestHost`] is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-/// A host serving on `127.0.0.1:<random port>` with a fresh data directory.
-pub struct TestHost {
+/// The variable naming the PostgreSQL database of the PostgreSQL suites.
+pub const POSTGRES_URL_VARIABLE: &str = "CAIRN_TEST_POSTGRES_URL";
+
+/// Where a test host keeps its data.
+pub trait Backend: Send + Sync + 'static {
+    /// Points a fresh host's configuration at a fresh, empty store.
+    fn prepare(config: &mut Config) -> Result<()>;
+}
+
+/// The embedded SQLite database in the host's temporary data directory.
+pub struct Sqlite;
+
+impl Backend for Sqlite {
+    fn prepare(_config: &mut Config) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A fresh schema of the PostgreSQL database named by [`POSTGRES_URL_VARIABLE`].
+pub struct Postgres;
+
+impl Backend for Postgres {
+    fn prepare(config: &mut Config) -> Result<()> {
+        static CLEANED: std::sync::Once = std::sync::Once::new();
+        CLEANED.call_once(|| {
+            let cleaning = std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(drop_old_schemas())
+            });
+            if let Ok(Err(e)) = cleaning.join() {
+                eprintln!("dropping old test schemas failed: {e:#}");
+            }
+        });
+        config.database.url = Some(postgres_url()?);
+        config.database.schema = Some(fresh_schema());
+        Ok(())
+    }
+}
+
+/// The URL of the test database.
+pub fn postgres_url() -> Result<String> {
+    std::env::var(POSTGRES_URL_VARIABLE).with_context(|| format!("{POSTGRES_URL_VARIABLE} is not set"))
+}
+
+/// A schema name no test has used: `cairn_e2e_<unix seconds>_<random>` (the time lets a later
+/// run drop what old runs left, see [`drop_old_schemas`]).
+pub fn fresh_schema() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    format!("cairn_e2e_{now}_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+}
+
+/// Drops the schemas test runs left more than an hour ago.
+pub async fn drop_old_schemas() -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&postgres_url()?).await?;
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cairn\\_e2e\\_%'")
+            .fetch_all(&mut conn)
+            .await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    for schema in schemas {
+        let made: u64 = schema.split('_').nth(2).and_then(|t| t.parse().ok()).unwrap_or(now);
+        if made + 3600 < now {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A test host on SQLite.
+pub type TestHost = Host<Sqlite>;
+/// A test host on PostgreSQL.
+pub type PgTestHost = Host<Postgres>;
+
+/// A host serving on `127.0.0.1:<random port>` with a fresh data directory and a fresh store.
+pub struct Host<B: Backend> {
     host: Option<RunningHost>,
     /// `http://127.0.0.1:<port>`.
     pub base: String,
@@ -22,6 +98,7 @@ pub struct TestHost {
     pub config: Config,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
+    _backend: PhantomData<B>,
 }
 
 /// A response: status and JSON body (`Value::Null` when the body is not JSON).
@@ -37,7 +114,7 @@ pub struct Reply {
     pub headers: reqwest::header::HeaderMap,
 }
 
-impl TestHost {
+impl<B: Backend> Host<B> {
     /// Starts a host with the given component files installed as plugins.
     pub async fn start(components: &[&str]) -> Result<Self> {
         Self::start_with(components, |_| {}).await
@@ -60,11 +137,12 @@ impl TestHost {
             ..Config::default()
         };
         config.admin.token = Some(ADMIN_TOKEN.to_string());
+        B::prepare(&mut config)?;
         adjust(&mut config);
         let host = cairn::start(&config).await?;
         let base = format!("http://{}", host.addr());
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-        Ok(Self { host: Some(host), base, config, client, _dir: dir })
+        Ok(Self { host: Some(host), base, config, client, _dir: dir, _backend: PhantomData })
     }
 
     /// Stops the host and starts a new one on the same data directory (a new port).

@@ -4,6 +4,8 @@
 //! An append is a **unit of work**: one or more streams, each with an expected version, plus an
 //! optional idempotency record, committed atomically or not at all.
 
+#[cfg(test)]
+mod event_store_tests;
 pub mod leases;
 mod open;
 pub mod outbox;
@@ -18,8 +20,6 @@ mod sqlite_queue;
 pub mod sqlite_read_models;
 #[cfg(test)]
 mod read_models_tests;
-#[cfg(test)]
-mod sqlite_tests;
 
 use async_trait::async_trait;
 

@@ -152,6 +152,12 @@ async fn pages_follow_the_order_with_missing_fields_first_ascending_and_last_des
         let seen = all_pages(models, Find { filters: vec![], order, limit: 2, after: None }).await;
         assert_eq!(seen, expected, "descending: {descending}");
     }
+    // Booleans sort as 0 and 1 after missing and null; objects as their text.
+    for (path, expected) in [("flag", ["b", "d", "e", "c", "a"]), ("user", ["a", "c", "e", "b", "d"])] {
+        let order = Some(Order { path: vec![path.into()], descending: false });
+        let seen = all_pages(models, Find { filters: vec![], order, limit: 2, after: None }).await;
+        assert_eq!(seen, expected, "by {path}");
+    }
 }
 
 async fn pages_without_an_order_follow_the_id_and_filters_apply_to_every_page(models: &dyn ReadModels) {
@@ -335,17 +341,14 @@ async fn postgres_concurrent_generations_get_consecutive_numbers() {
     let Some(settings) = testing::settings("postgres_concurrent_generations_get_consecutive_numbers") else { return };
     let (one, two) = (PgStore::open(&settings).await.unwrap(), PgStore::open(&settings).await.unwrap());
     let (one, two) = (PgReadModels::new(one.pool()), PgReadModels::new(two.pool()));
-    let create = |models: &PgReadModels| {
-        let models_ref = models;
-        async move {
-            let mut numbers = Vec::new();
-            for _ in 0..5 {
-                let row = models_ref.create_generation("shop", "orders", 1, "0.1.0", GenerationRole::Building);
-                numbers.push(row.await.unwrap().id.generation);
-            }
-            numbers
+    async fn create(models: &PgReadModels) -> Vec<u64> {
+        let mut numbers = Vec::new();
+        for _ in 0..5 {
+            let row = models.create_generation("shop", "orders", 1, "0.1.0", GenerationRole::Building);
+            numbers.push(row.await.unwrap().id.generation);
         }
-    };
+        numbers
+    }
     let (a, b) = tokio::join!(create(&one), create(&two));
     let mut all: Vec<u64> = a.into_iter().chain(b).collect();
     all.sort_unstable();
@@ -375,4 +378,32 @@ async fn postgres_generation_changes_are_notified() {
     expect().await;
     models.drop_generation(&row.id).await.unwrap();
     expect().await;
+}
+
+/// A drop racing a runner's commit leaves none of the runner's documents behind (they would
+/// reappear in the next generation that reuses the number).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dropping_a_generation_waits_for_its_runner_and_removes_its_documents() {
+    let Some(store) = pg_store("postgres_dropping_a_generation_waits_for_its_runner").await else { return };
+    let models = std::sync::Arc::new(PgReadModels::new(store.pool()));
+    let row = models.create_generation("shop", "orders", 1, "0.1.0", GenerationRole::Building).await.unwrap();
+    // A runner between its checkpoint update and its commit (raw SQL: `commit` does both at once).
+    let mut runner = store.pool().begin().await.unwrap();
+    sqlx::query("INSERT INTO documents VALUES ($1, 'orders', 'late', '{}')")
+        .bind(NS)
+        .execute(&mut *runner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE projection_generations SET position = 5").execute(&mut *runner).await.unwrap();
+    let dropping = tokio::spawn({
+        let (models, id) = (models.clone(), row.id.clone());
+        async move { models.drop_generation(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!dropping.is_finished(), "the drop waits for the runner's row lock");
+    runner.commit().await.unwrap();
+    dropping.await.unwrap().unwrap();
+    assert!(body(&*models, NS, "late").await.is_none());
+    let again = models.create_generation("shop", "orders", 1, "0.1.0", GenerationRole::Building).await.unwrap();
+    assert_eq!(again.id, row.id, "the number is reused, so leftovers would show");
 }

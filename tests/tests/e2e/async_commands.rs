@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, Reply, TestHost};
+use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, Reply};
+
+use super::TestHost;
 use serde_json::{Value, json};
 
 const ASYNC: (&str, &str) = ("prefer", "respond-async");

@@ -1,7 +1,9 @@
 //! Batches: commands applied in order as one unit of work; each sees what the earlier ones
 //! appended; a failure anywhere writes nothing and names the command.
 
-use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use cairn_tests::CARRIERS_COMPONENT;
+
+use super::TestHost;
 use serde_json::{Value, json};
 
 const PATH: &str = "/v1/domains/carriers/batch";

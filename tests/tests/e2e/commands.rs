@@ -1,6 +1,8 @@
 //! Commands over HTTP against the carriers domain: every status code of the command route.
 
-use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use cairn_tests::CARRIERS_COMPONENT;
+
+use super::TestHost;
 use serde_json::json;
 
 async fn host() -> TestHost {

@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use cairn_tests::CARRIERS_COMPONENT;
+
+use super::TestHost;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,9 @@
 //! A plugin that traps, spins or breaks the contract fails only that command, with a clear
 //! problem; the host keeps serving it and every other domain, and nothing is appended.
 
-use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, TestHost};
+use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT};
+
+use super::TestHost;
 use serde_json::json;
 
 async fn host() -> TestHost {
@@ -61,17 +63,3 @@ async fn an_undeclared_event_type_is_refused_and_not_appended() {
     assert!(host.stream_events("faulty", "gadget-g3").await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_plugins_directory_with_a_broken_file_fails_the_start_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("junk.wasm"), b"not a component").unwrap();
-    let config = cairn::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        plugins_dir: dir.path().to_path_buf(),
-        ..cairn::Config::default()
-    };
-    let error = cairn::start(&config).await.err().expect("start must fail");
-    let message = format!("{error:#}");
-    assert!(message.contains("junk.wasm") && message.contains("not WebAssembly"), "{message}");
-}

@@ -11,7 +11,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use cairn::config::ServiceConfig;
-use cairn_tests::{GATEWAY_PROBE_COMPONENT, RATES_COMPONENT, TestHost};
+use cairn_tests::{GATEWAY_PROBE_COMPONENT, RATES_COMPONENT};
+
+use super::TestHost;
 use serde_json::{Value, json};
 
 /// The rate service's requests: path with query, and the idempotency key.

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_tests::{BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, FAULTY_COMPONENT, HOSTILE_COMPONENT, Reply, TestHost};
+use cairn_tests::{BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, FAULTY_COMPONENT, HOSTILE_COMPONENT, Reply};
+
+use super::TestHost;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

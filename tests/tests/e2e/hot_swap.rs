@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, TestHost};
+use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT};
+
+use super::TestHost;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,9 @@
 //! `Idempotency-Key`: the same key and body replay the stored response and append nothing; the
 //! same key with another body is a 422. Holds across concurrent repeats and across restarts.
 
-use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use cairn_tests::CARRIERS_COMPONENT;
+
+use super::TestHost;
 use serde_json::json;
 
 const PATH: &str = "/v1/domains/carriers/commands/register-carrier";

@@ -12,7 +12,9 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use cairn::config::ServiceConfig;
-use cairn_tests::{GATEWAY_PROBE_COMPONENT, TestHost};
+use cairn_tests::GATEWAY_PROBE_COMPONENT;
+
+use super::TestHost;
 use serde_json::{Value, json};
 
 /// Idempotency keys of the requests that reached `/api/notify` and were answered 200.

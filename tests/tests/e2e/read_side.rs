@@ -5,24 +5,25 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_tests::{ORDERS_COMPONENT, ORDERS_FAULTY_COMPONENT, ORDERS_NEXT_COMPONENT, Reply, TestHost};
+use cairn_tests::{ORDERS_COMPONENT, ORDERS_FAULTY_COMPONENT, ORDERS_NEXT_COMPONENT, Reply};
+
+use super::TestHost;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 /// Creates an order; its id and the global position of its event.
-async fn create(host: &TestHost, user: &str, cents: u64) -> (String, u64) {
+pub(super) async fn create(host: &TestHost, user: &str, cents: u64) -> (String, u64) {
     let reply = host.command("orders", "create-order", json!({"user_id": user, "total_cents": cents})).await.unwrap();
     reply.expect(201);
     (reply.body["aggregate_id"].as_str().unwrap().to_string(), position(&reply))
 }
 
 /// The `Cairn-Position` of a command's answer.
-fn position(reply: &Reply) -> u64 {
+pub(super) fn position(reply: &Reply) -> u64 {
     reply.headers["cairn-position"].to_str().unwrap().parse().unwrap()
 }
 
 /// A host with the orders domain; the tests poll the admin API, so its rate limit is lifted.
-async fn start(component: &str) -> TestHost {
+pub(super) async fn start(component: &str) -> TestHost {
     TestHost::start_with(&[component], |config| {
         config.admin.rate_limit_per_minute = 1_000_000;
         config.admin.rate_limit_burst = 100_000;
@@ -31,12 +32,12 @@ async fn start(component: &str) -> TestHost {
     .unwrap()
 }
 
-async fn query(host: &TestHost, query: &str, params: &str) -> Reply {
+pub(super) async fn query(host: &TestHost, query: &str, params: &str) -> Reply {
     host.get(&format!("/v1/domains/orders/queries/{query}?{params}")).await.unwrap()
 }
 
 /// Polls `GET /admin/v1/projections` until `done` holds for it (10 s at most).
-async fn wait_projections(host: &TestHost, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub(super) async fn wait_projections(host: &TestHost, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let reply = host.admin_get("/admin/v1/projections").await.unwrap();
@@ -99,48 +100,6 @@ async fn commands_become_visible_through_cached_queries_and_min_position_reads_y
     let ahead = query(&host, "orders-by-user", "user_id=ann&min_position=1000000&wait_ms=200").await;
     ahead.expect_problem(504, "min-position-not-reached");
     assert_eq!(ahead.body["min_position"], 1_000_000);
-}
-
-#[tokio::test]
-async fn a_projector_still_gets_an_event_whose_transaction_was_held_open_while_later_appends_waited() {
-    let host = start(ORDERS_COMPONENT).await;
-    let (_, before) = create(&host, "early", 100).await;
-    // Another writer takes the database's write lock and appends an order, then holds its
-    // transaction open while the host's commands try to commit after it.
-    let url = format!("sqlite://{}", host.config.data_dir.join("cairn.db").display());
-    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let mut held = raw.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    let position: i64 = sqlx::query_scalar("SELECT MAX(position) + 1 FROM events").fetch_one(&mut *held).await.unwrap();
-    sqlx::query(
-        "INSERT INTO events (position, domain, stream, version, event_type, data, metadata, recorded_at) \
-         VALUES (?, 'orders', 'order-held', 1, 'OrderCreated', ?, '{}', ?)",
-    )
-    .bind(position)
-    .bind(json!({"user_id": "held", "total_cents": 700, "currency": "EUR"}).to_string())
-    .bind(1_800_000_000_000_000_i64)
-    .execute(&mut *held)
-    .await
-    .unwrap();
-    let writers: Vec<_> = (0..6)
-        .map(|i| {
-            let host = &host;
-            async move { create(host, &format!("later-{i}"), 10 + i).await }
-        })
-        .collect();
-    let commit_later = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        held.commit().await.unwrap();
-    };
-    let (later, ()) = tokio::join!(futures::future::join_all(writers), commit_later);
-    let last = later.iter().map(|(_, p)| *p).max().unwrap();
-    assert!(later.iter().all(|(_, p)| *p > position as u64 && *p > before), "later appends come after the held one");
-
-    for user in std::iter::once("held".to_string()).chain((0..6).map(|i| format!("later-{i}"))) {
-        let orders = query(&host, "orders-by-user", &format!("user_id={user}&min_position={last}")).await;
-        assert_eq!(orders.expect(200).body["data"]["orders"].as_array().unwrap().len(), 1, "{user}: {orders:#?}");
-        let stats = query(&host, "user-dashboard", &format!("user_id={user}&min_position={last}")).await;
-        assert_eq!(stats.expect(200).body["data"]["total_orders"], 1, "{user}: applied once: {stats:#?}");
-    }
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! A restart of the host reads the same streams back and carries on from where it was.
 
-use cairn_tests::{CARRIERS_COMPONENT, TestHost};
+use cairn_tests::CARRIERS_COMPONENT;
+
+use super::TestHost;
 use serde_json::json;
 
 #[tokio::test]
@@ -32,11 +34,3 @@ async fn a_restarted_host_reads_the_same_stream_and_continues_it() {
     );
 }
 
-#[tokio::test]
-async fn a_second_host_on_the_same_data_directory_is_refused() {
-    let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
-    let mut config = host.config.clone();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let error = cairn::start(&config).await.err().expect("a second host must not start");
-    assert!(format!("{error:#}").contains("another Cairn host"), "{error:#}");
-}

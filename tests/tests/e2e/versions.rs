@@ -1,7 +1,9 @@
 //! Versioned plugins through the admin API: deploy, stage, activate, roll back, restart, refuse
 //! bad uploads, and guard the API with the admin token.
 
-use cairn_tests::{ADMIN_TOKEN, CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, Reply, TestHost};
+use cairn_tests::{ADMIN_TOKEN, CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, Reply};
+
+use super::TestHost;
 use serde_json::{Value, json};
 
 async fn host() -> TestHost {

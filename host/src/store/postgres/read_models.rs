@@ -188,14 +188,17 @@ async fn set_role(
     Ok(())
 }
 
+/// Deletes the generation row first: that waits for a runner whose checkpoint update holds it,
+/// so the documents that runner commits are there for the second statement (a fresh snapshot
+/// under READ COMMITTED) to delete, and a later runner finds no row and commits nothing.
 async fn drop_in(tx: &mut Transaction<'static, Postgres>, id: &GenerationId) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM documents WHERE namespace = $1").bind(id.namespace()).execute(&mut **tx).await?;
     sqlx::query("DELETE FROM projection_generations WHERE domain = $1 AND name = $2 AND generation = $3")
         .bind(&id.domain)
         .bind(&id.name)
         .bind(id.generation as i64)
         .execute(&mut **tx)
         .await?;
+    sqlx::query("DELETE FROM documents WHERE namespace = $1").bind(id.namespace()).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -251,27 +254,17 @@ impl ReadModelTx for PgTx {
             push_condition(&mut q, &filter.path, &filter.condition);
         }
         q.push(") AS d");
-        let (key, cursor_key) =
-            if find.order.is_some() { (sort_key("d.sort"), sort_key("c.v")) } else { (Vec::new(), Vec::new()) };
+        let key = |e: &str, suffix: &str| if find.order.is_some() { sort_key(e, suffix) } else { String::new() };
         if let Some(after) = &find.after {
             // A row comparison is lexicographic: after the cursor's key, then after its id.
             let op = if dir == "DESC" { "<" } else { ">" };
-            q.push(" WHERE (");
-            for part in &key {
-                q.push(part).push(", ");
-            }
-            q.push(format!("d.id COLLATE \"C\") {op} (SELECT "));
-            for part in &cursor_key {
-                q.push(part).push(", ");
-            }
+            q.push(format!(" WHERE ({}d.id COLLATE \"C\") {op} (SELECT {}", key("d.sort", ""), key("c.v", "")));
             q.push_bind(after.id.clone()).push(" COLLATE \"C\" FROM (SELECT ");
             q.push_bind(after.sort.to_string()).push("::jsonb AS v) AS c)");
         }
-        q.push(" ORDER BY ");
-        for part in &key {
-            q.push(format!("{part} {dir}, "));
-        }
-        q.push(format!("d.id COLLATE \"C\" {dir} LIMIT ")).push_bind(i64::from(limit) + 1);
+        let suffix = format!(" {dir}");
+        q.push(format!(" ORDER BY {}d.id COLLATE \"C\"{suffix} LIMIT ", key("d.sort", &suffix)));
+        q.push_bind(i64::from(limit) + 1);
         let rows = q.build().fetch_all(&mut *self.0).await?;
         let mut documents = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last_sort = Value::Null;
@@ -501,20 +494,14 @@ fn push_condition(q: &mut QueryBuilder<'_, Postgres>, path: &[String], condition
 /// The sort key of the JSON value `e` (SQL `NULL` when missing), in SQLite's order of
 /// `json_extract` results: (rank, number, text) with rank 0 for missing or `null`, 1 for numbers
 /// and booleans (as 0 and 1), 2 for strings (then arrays and objects, as their text). No part
-/// can fail to evaluate, whatever `e` holds.
-fn sort_key(e: &str) -> Vec<String> {
-    vec![
-        format!(
-            "CASE jsonb_typeof({e}) WHEN 'number' THEN 1 WHEN 'boolean' THEN 1 WHEN 'string' THEN 2 \
-             WHEN 'array' THEN 2 WHEN 'object' THEN 2 ELSE 0 END"
-        ),
-        format!(
-            "CASE jsonb_typeof({e}) WHEN 'number' THEN {e} WHEN 'boolean' THEN \
-             (CASE WHEN {e} = 'true'::jsonb THEN '1'::jsonb ELSE '0'::jsonb END) ELSE '0'::jsonb END"
-        ),
-        format!(
-            "(CASE jsonb_typeof({e}) WHEN 'string' THEN {e} #>> '{{}}' WHEN 'array' THEN {e}::text \
-             WHEN 'object' THEN {e}::text ELSE '' END) COLLATE \"C\""
-        ),
-    ]
+/// can fail to evaluate, whatever `e` holds. Each part is followed by `suffix` and a comma.
+fn sort_key(e: &str, suffix: &str) -> String {
+    format!(
+        "CASE jsonb_typeof({e}) WHEN 'number' THEN 1 WHEN 'boolean' THEN 1 WHEN 'string' THEN 2 \
+         WHEN 'array' THEN 2 WHEN 'object' THEN 2 ELSE 0 END{suffix}, \
+         CASE jsonb_typeof({e}) WHEN 'number' THEN {e} WHEN 'boolean' THEN \
+         (CASE WHEN {e} = 'true'::jsonb THEN '1'::jsonb ELSE '0'::jsonb END) ELSE '0'::jsonb END{suffix}, \
+         (CASE jsonb_typeof({e}) WHEN 'string' THEN {e} #>> '{{}}' WHEN 'array' THEN {e}::text \
+         WHEN 'object' THEN {e}::text ELSE '' END) COLLATE \"C\"{suffix}, "
+    )
 }

@@ -1,0 +1,247 @@
+//! Store-level tests of the event store, each run on both backends: SQLite always, PostgreSQL
+//! when `CAIRN_TEST_POSTGRES_URL` names a database (a fresh schema per test): units of work,
+//! expected versions, idempotency keys, group commit under concurrency, the gap-safe log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::postgres::{PgStore, testing};
+use super::sqlite::SqliteStore;
+use super::*;
+
+/// Runs each named case on SQLite and on PostgreSQL (`<case>::sqlite`, `<case>::postgres`).
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$case(Arc::new(SqliteStore::open(dir.path()).await.unwrap())).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(settings) = testing::settings(stringify!($case)) else { return };
+                super::$case(Arc::new(PgStore::open(&settings).await.unwrap())).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(appends_assign_contiguous_versions_and_positions,
+    a_wrong_expected_version_writes_nothing_in_any_stream,
+    an_idempotency_key_is_stored_once_with_its_events,
+    concurrent_appends_to_one_stream_admit_exactly_one_per_version,
+    empty_units_of_work_are_refused,
+    a_domain_reads_in_one_keyset_paginated_pass,
+    the_log_reads_gap_free_in_order,
+);
+
+fn event(n: u32) -> EventToAppend {
+    EventToAppend { event_type: "Happened".into(), data: format!("{{\"n\":{n}}}"), metadata: "{}".into() }
+}
+
+fn append(stream: &str, expected: ExpectedVersion, events: Vec<EventToAppend>) -> StreamAppend {
+    StreamAppend { domain: "test".into(), stream: stream.into(), expected, events }
+}
+
+fn batch(streams: Vec<StreamAppend>) -> AppendBatch {
+    AppendBatch { streams, ..AppendBatch::default() }
+}
+
+async fn appends_assign_contiguous_versions_and_positions(store: Arc<dyn EventStore>) {
+    let first =
+        store.append(batch(vec![append("a", ExpectedVersion::NoStream, vec![event(1), event(2)])])).await.unwrap();
+    assert_eq!(first.streams[0], AppendedStream { stream: "a".into(), first_version: 1, first_position: 1, count: 2 });
+    let second = store.append(batch(vec![append("a", ExpectedVersion::Exact(2), vec![event(3)])])).await.unwrap();
+    assert_eq!(second.streams[0].first_version, 3);
+    assert_eq!(second.streams[0].first_position, 3);
+    let events = store.read_stream("test", "a", 1, 100).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(events[2].data, "{\"n\":3}");
+    assert_eq!(store.read_stream("test", "a", 2, 1).await.unwrap()[0].version, 2);
+    assert!(store.read_stream("other-domain", "a", 1, 100).await.unwrap().is_empty(), "streams are per domain");
+}
+
+async fn a_wrong_expected_version_writes_nothing_in_any_stream(store: Arc<dyn EventStore>) {
+    store.append(batch(vec![append("b", ExpectedVersion::NoStream, vec![event(1)])])).await.unwrap();
+    let error = store
+        .append(batch(vec![
+            append("a", ExpectedVersion::NoStream, vec![event(1)]),
+            append("b", ExpectedVersion::Exact(5), vec![event(2)]),
+        ]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AppendError::WrongExpectedVersion { ref stream, actual: 1, .. } if stream == "b"),
+        "{error}"
+    );
+    assert!(store.read_stream("test", "a", 1, 10).await.unwrap().is_empty(), "the unit of work is all or nothing");
+    assert_eq!(store.read_stream("test", "b", 1, 10).await.unwrap().len(), 1);
+}
+
+async fn an_idempotency_key_is_stored_once_with_its_events(store: Arc<dyn EventStore>) {
+    let record = IdempotencyRecord {
+        scope: "test".into(),
+        key: "k".into(),
+        request_hash: "h".into(),
+        status: 201,
+        response: "{}".into(),
+    };
+    let with_key = |stream: &str| AppendBatch {
+        streams: vec![append(stream, ExpectedVersion::Any, vec![event(1)])],
+        idempotency: Some(record.clone()),
+        ..AppendBatch::default()
+    };
+    store.append(with_key("a")).await.unwrap();
+    let error = store.append(with_key("b")).await.unwrap_err();
+    assert!(matches!(error, AppendError::DuplicateIdempotencyKey(ref r) if *r == record));
+    assert!(store.read_stream("test", "b", 1, 10).await.unwrap().is_empty());
+    assert_eq!(store.idempotency_record("test", "k").await.unwrap(), Some(record));
+}
+
+async fn concurrent_appends_to_one_stream_admit_exactly_one_per_version(store: Arc<dyn EventStore>) {
+    let attempts = futures_like_join((0..50).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.append(batch(vec![append("hot", ExpectedVersion::NoStream, vec![event(i)])])).await
+        })
+    }))
+    .await;
+    let won = attempts.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "exactly one NoStream append wins");
+    assert_eq!(store.read_stream("test", "hot", 1, 100).await.unwrap().len(), 1);
+}
+
+async fn empty_units_of_work_are_refused(store: Arc<dyn EventStore>) {
+    assert!(matches!(store.append(batch(vec![])).await, Err(AppendError::Invalid(_))));
+    assert!(matches!(
+        store.append(batch(vec![append("a", ExpectedVersion::Any, vec![])])).await,
+        Err(AppendError::Invalid(_))
+    ));
+    store.check_ready().await.unwrap();
+}
+
+async fn futures_like_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
+
+async fn a_domain_reads_in_one_keyset_paginated_pass(store: Arc<dyn EventStore>) {
+    store.append(batch(vec![append("b", ExpectedVersion::NoStream, vec![event(1)])])).await.unwrap();
+    store.append(batch(vec![append("a", ExpectedVersion::NoStream, vec![event(2), event(3)])])).await.unwrap();
+    let mut other = append("a", ExpectedVersion::NoStream, vec![event(4)]);
+    other.domain = "elsewhere".into();
+    store.append(batch(vec![other])).await.unwrap();
+    let first = store.read_domain("test", ("", 0), 2).await.unwrap();
+    let keys: Vec<(String, u64)> = first.iter().map(|e| (e.stream.clone(), e.version)).collect();
+    assert_eq!(keys, [("a".to_string(), 1), ("a".to_string(), 2)]);
+    let rest = store.read_domain("test", ("a", 2), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|e| (e.stream.as_str(), e.version)).collect::<Vec<_>>(), [("b", 1)]);
+}
+
+async fn the_log_reads_gap_free_in_order(store: Arc<dyn EventStore>) {
+    let writers = (0..40u32).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let stream = format!("s{}", i % 7);
+            store.append(batch(vec![append(&stream, ExpectedVersion::Any, vec![event(i), event(i + 100)])])).await
+        })
+    });
+    let mut seen = Vec::new();
+    let mut checkpoint = 0;
+    let reader = async {
+        while seen.len() < 80 {
+            let slice = store.read_log("test", checkpoint, 7).await.unwrap();
+            seen.extend(slice.events.iter().map(|e| e.position));
+            checkpoint = slice.complete_to;
+            tokio::task::yield_now().await;
+        }
+    };
+    let (results, ()) = tokio::join!(futures_like_join(writers), reader);
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert_eq!(seen, (1..=80).collect::<Vec<u64>>(), "every event once, in order");
+}
+
+/// The held-transaction test: a real append's transaction is held open (its idempotency key
+/// collides with a row another transaction inserted and has not committed, so the append waits
+/// inside its transaction, holding the log head). Appends from this host and from a second host
+/// queue behind it; readers following the log meanwhile never move past the held event; once
+/// released, every reader gets the held event and the later ones, in order, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_append_is_read_in_order_once_on_postgres() {
+    use sqlx::Connection;
+    let Some(settings) = testing::settings("a_held_append_is_read_in_order_once_on_postgres") else { return };
+    let first = Arc::new(PgStore::open(&settings).await.unwrap());
+    let second = Arc::new(PgStore::open(&settings).await.unwrap());
+    first.append(batch(vec![append("before", ExpectedVersion::Any, vec![event(0)])])).await.unwrap();
+
+    let mut options: sqlx::postgres::PgConnectOptions = settings.url.parse().unwrap();
+    options = options.options([("search_path", settings.schema.as_deref().unwrap())]);
+    let mut blocker = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    let mut blocking = blocker.begin().await.unwrap();
+    sqlx::query("INSERT INTO idempotency_keys VALUES ('test', 'held', 'x', 201, '{}', 0)")
+        .execute(&mut *blocking)
+        .await
+        .unwrap();
+    let held = {
+        let store = first.clone();
+        tokio::spawn(async move {
+            let record = IdempotencyRecord {
+                scope: "test".into(),
+                key: "held".into(),
+                request_hash: "h".into(),
+                status: 201,
+                response: "{}".into(),
+            };
+            let unit = AppendBatch {
+                streams: vec![append("held", ExpectedVersion::Any, vec![event(1)])],
+                idempotency: Some(record),
+                ..AppendBatch::default()
+            };
+            store.append(unit).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later: Vec<_> = (0..6u32)
+        .map(|i| {
+            let store: Arc<dyn EventStore> = if i % 2 == 0 { first.clone() } else { second.clone() };
+            tokio::spawn(async move {
+                store.append(batch(vec![append(&format!("later-{i}"), ExpectedVersion::Any, vec![event(i)])])).await
+            })
+        })
+        .collect();
+    // Meanwhile: readers see the first event and nothing past the held one.
+    let mut checkpoints = [0u64; 2];
+    let mut seen: [Vec<u64>; 2] = Default::default();
+    for _ in 0..5 {
+        for (reader, store) in [first.clone(), second.clone()].iter().enumerate() {
+            let slice = store.read_log("test", checkpoints[reader], 100).await.unwrap();
+            seen[reader].extend(slice.events.iter().map(|e| e.position));
+            checkpoints[reader] = slice.complete_to;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(checkpoints, [1, 1], "no reader moves past a held append");
+    assert!(!held.is_finished() && later.iter().all(|t| !t.is_finished()), "later appends wait for the held one");
+    blocking.rollback().await.unwrap();
+    held.await.unwrap().unwrap();
+    for task in later {
+        task.await.unwrap().unwrap();
+    }
+    for (reader, store) in [first, second].iter().enumerate() {
+        while seen[reader].len() < 8 {
+            let slice = store.read_log("test", checkpoints[reader], 3).await.unwrap();
+            seen[reader].extend(slice.events.iter().map(|e| e.position));
+            checkpoints[reader] = slice.complete_to;
+        }
+        assert_eq!(seen[reader], (1..=8).collect::<Vec<u64>>(), "reader {reader}: every event once, in order");
+        let events = store.read_log("test", 1, 1).await.unwrap().events;
+        assert_eq!(events[0].stream, "held", "the held event comes right after the one before it");
+    }
+}
