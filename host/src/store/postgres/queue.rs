@@ -64,7 +64,7 @@ impl CommandQueue for PgStore {
         let rows = sqlx::query(&format!(
             "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = $1 \
              WHERE id IN (SELECT id FROM command_queue WHERE state = 'queued' AND not_before <= $1 \
-                          ORDER BY not_before, id LIMIT $2) RETURNING {COLUMNS}"
+                          ORDER BY not_before, id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
         ))
         .bind(now)
         .bind(i64::from(limit))
