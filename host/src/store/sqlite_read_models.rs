@@ -260,8 +260,14 @@ impl ReadModelTx for SqliteTx {
         namespace: &str,
         writes: &[(String, String, Option<String>)],
     ) -> Result<(), StoreError> {
+        // Only the last write to a document counts, so deletes and upserts can go separately.
+        let last: std::collections::HashMap<(&str, &str), usize> =
+            writes.iter().enumerate().map(|(i, (c, id, _))| ((c.as_str(), id.as_str()), i)).collect();
         let mut upserts = Vec::new();
-        for (collection, id, body) in writes {
+        for (i, (collection, id, body)) in writes.iter().enumerate() {
+            if last.get(&(collection.as_str(), id.as_str())) != Some(&i) {
+                continue;
+            }
             match body {
                 Some(body) => upserts.push((collection, id, body)),
                 None => {
