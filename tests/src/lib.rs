@@ -12,6 +12,11 @@ use serde_json::Value;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
+mod proxy;
+mod served;
+pub use proxy::TcpProxy;
+pub use served::Served;
+
 /// The admin token every [`TestHost`] is configured with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

@@ -251,6 +251,29 @@ impl Registry {
     /// have activated or rolled back (its component bytes are fetched from the store).
     /// Answers how many domains changed.
     pub async fn refresh(&self) -> Result<usize, RegistryError> {
+        let changed = self.refresh_active().await?;
+        self.preload_recent().await?;
+        Ok(changed)
+    }
+
+    /// Compiles versions stored in the last minute that are not loaded yet: a deploy through
+    /// another host stores a version, then replays, then activates it, so this host is ready
+    /// when the activation arrives.
+    async fn preload_recent(&self) -> Result<(), RegistryError> {
+        let since = crate::store::now_micros() - 60_000_000;
+        let domains: Vec<String> = self.all().iter().map(|p| p.domain().to_string()).collect();
+        for domain in domains {
+            for version in self.plugins.versions(&domain).await? {
+                let loaded = self.loaded.lock().expect("loaded lock").iter().any(|p| p.digest == version.digest);
+                if version.uploaded_at_micros >= since && !loaded {
+                    self.load_stored(&version.digest).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh_active(&self) -> Result<usize, RegistryError> {
         let _serialised = self.changes.lock().await;
         let mut changed = 0;
         for (domain, digest) in self.plugins.active().await? {

@@ -16,12 +16,17 @@
 //!    and a query from the cache against the same query computed.
 //! 8. Gateway and cache (`bench/gateway_cache.rs`): one cached get from a plugin, and a gateway
 //!    call against a direct HTTP call to the same loopback server.
+//! 9. PostgreSQL (`bench/postgres.rs`, only with `--postgres`): commands/s on one host and on
+//!    three hosts sharing one schema, beside one SQLite host, and commands per group commit.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16),
-//! `--read-side` (only section 7), `--gateway-cache` (only section 8).
+//! `--read-side` (only section 7), `--gateway-cache` (only section 8), `--postgres` (only
+//! section 9; needs `CAIRN_TEST_POSTGRES_URL`).
 
 #[path = "bench/gateway_cache.rs"]
 mod gateway_cache;
+#[path = "bench/postgres.rs"]
+mod postgres;
 #[path = "bench/read_side.rs"]
 mod read_side;
 
@@ -33,7 +38,7 @@ use cairn::bindings::aggregate::DecideRequest;
 use cairn::runtime::{EngineLimits, LimitsPolicy, Runtime};
 use cairn::store::{AppendBatch, EventStore, EventToAppend, ExpectedVersion, StreamAppend};
 use cairn_sdk::dispatch;
-use cairn_tests::{CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, FAULTY_COMPONENT, TestHost};
+use cairn_tests::{Backend, CARRIERS_COMPONENT, CARRIERS_NEXT_COMPONENT, FAULTY_COMPONENT, Host, TestHost};
 
 const PAYLOAD: &str = r#"{"name":"Acme Logistics International","email":"operations@acme-logistics.example","phone":"+44 20 7946 0958","note":"bench"}"#;
 
@@ -55,6 +60,9 @@ fn main() -> Result<()> {
     }
     if args.iter().any(|a| a == "--gateway-cache") {
         return runtime.block_on(gateway_cache::gateway_cache());
+    }
+    if args.iter().any(|a| a == "--postgres") {
+        return runtime.block_on(postgres::postgres());
     }
     wasm_vs_native()?;
     runtime.block_on(store_appends())?;
@@ -312,14 +320,26 @@ async fn run_load(
     until: Until,
     load: Load,
 ) -> Result<(f64, Duration, Duration, usize)> {
-    let url = format!("{}/v1/domains/{}/commands/{}", host.base, load.domain, load.command);
-    // Distinct ids across runs on one host.
+    run_spread(&[host], clients, until, load).await
+}
+
+/// Like [`run_load`], with the clients spread round-robin over `hosts` (client `i` sends to
+/// host `i % hosts.len()`).
+async fn run_spread<B: Backend>(
+    hosts: &[&Host<B>],
+    clients: usize,
+    until: Until,
+    load: Load,
+) -> Result<(f64, Duration, Duration, usize)> {
+    anyhow::ensure!(!hosts.is_empty(), "a load run needs a host");
+    // Distinct ids across runs on one host (or on hosts sharing a database).
     let offset = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 10_000_000;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..clients {
+        let host = hosts[client % hosts.len()];
         let http = host.client().clone();
-        let url = url.clone();
+        let url = format!("{}/v1/domains/{}/commands/{}", host.base, load.domain, load.command);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = client;

@@ -7,6 +7,8 @@ pub type TestHost = cairn_tests::PgTestHost;
 mod async_commands;
 #[path = "batches.rs"]
 mod batches;
+#[path = "cluster.rs"]
+mod cluster;
 #[path = "commands.rs"]
 mod commands;
 #[path = "components.rs"]
@@ -27,6 +29,8 @@ mod hot_swap;
 mod idempotency;
 #[path = "outbox.rs"]
 mod outbox;
+#[path = "outage.rs"]
+mod outage;
 #[path = "read_side.rs"]
 mod read_side;
 #[path = "restart.rs"]

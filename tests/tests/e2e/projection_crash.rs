@@ -4,70 +4,31 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_tests::ADMIN_TOKEN;
+use cairn_tests::Served;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-struct Served {
-    child: Child,
-    base: String,
-    client: reqwest::Client,
+/// A `serve-examples` process on `data`, with small projection batches (many commits, so the
+/// kill lands between two of them).
+async fn serve(data: &Path) -> Served {
+    Served::start(env!("CARGO_BIN_EXE_serve-examples"), data, &[("CAIRN_PROJECTIONS__BATCH_SIZE", "8")]).await
 }
 
-impl Served {
-    async fn start(data: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_serve-examples"))
-            .args(["--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-            .env("CAIRN_ADMIN_TOKEN", ADMIN_TOKEN)
-            // The test polls the admin API every few milliseconds.
-            .env("CAIRN_ADMIN__RATE_LIMIT_PER_MINUTE", "1000000")
-            .env("CAIRN_ADMIN__RATE_LIMIT_BURST", "100000")
-            // Small batches: many commits, so the kill lands between two of them.
-            .env("CAIRN_PROJECTIONS__BATCH_SIZE", "8")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let served = Self { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
-        let started = Instant::now();
-        while served.client.get(format!("{}/readyz", served.base)).send().await.map_or(true, |r| r.status() != 200) {
-            assert!(started.elapsed() < Duration::from_secs(60), "the host did not become ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Waits until `user_dashboard_stats` of `host` is served by `generation` with nothing building.
+async fn wait_active(host: &Served, generation: u64) {
+    let started = Instant::now();
+    loop {
+        let all = host.projections().await;
+        let stats: Vec<&Value> = all.iter().filter(|p| p["name"] == "user_dashboard_stats").collect();
+        if stats.len() == 1 && stats[0]["generation"] == generation && stats[0]["state"] == "live" {
+            return;
         }
-        served
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let reply = self.client.post(format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN).json(&body).send().await;
-        let reply = reply.unwrap();
-        (reply.status().as_u16(), reply.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn projections(&self) -> Vec<Value> {
-        let reply = self.client.get(format!("{}/admin/v1/projections", self.base)).bearer_auth(ADMIN_TOKEN).send();
-        let body: Value = reply.await.unwrap().json().await.unwrap();
-        body["projections"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// Waits until `user_dashboard_stats` is served by `generation` with nothing building.
-    async fn wait_active(&self, generation: u64) {
-        let started = Instant::now();
-        loop {
-            let all = self.projections().await;
-            let stats: Vec<&Value> = all.iter().filter(|p| p["name"] == "user_dashboard_stats").collect();
-            if stats.len() == 1 && stats[0]["generation"] == generation && stats[0]["state"] == "live" {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "generation {generation} never served: {all:#?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(started.elapsed() < Duration::from_secs(60), "generation {generation} never served: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
-
 /// Every document of one generation of `user_dashboard_stats`, by collection and id.
 async fn documents(data: &Path, generation: u64) -> BTreeMap<(String, String), Value> {
     let url = format!("sqlite://{}?mode=ro", data.join("read-models.db").display());
@@ -85,7 +46,7 @@ async fn documents(data: &Path, generation: u64) -> BTreeMap<(String, String), V
 async fn a_host_killed_mid_catch_up_resumes_from_its_checkpoint_and_equals_a_rebuild_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let host = Served::start(&data).await;
+    let host = serve(&data).await;
     // 1200 orders of 24 users, every fifth one cancelled: increments and decrements.
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for chunk in (0..1200u64).collect::<Vec<_>>().chunks(32) {
@@ -112,7 +73,7 @@ async fn a_host_killed_mid_catch_up_resumes_from_its_checkpoint_and_equals_a_reb
             entry.1 += (100 + i) as i64;
         }
     }
-    host.wait_active(1).await;
+    wait_active(&host, 1).await;
 
     let (status, rebuild) =
         host.post("/admin/v1/domains/orders/projections/user_dashboard_stats/rebuild", json!({})).await;
@@ -129,18 +90,16 @@ async fn a_host_killed_mid_catch_up_resumes_from_its_checkpoint_and_equals_a_reb
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let mut host = host;
-    host.child.kill().unwrap();
-    host.child.wait().unwrap();
+    host.kill();
     assert!(at_kill["lag_events"].as_u64().unwrap() > 0, "killed in the middle of the catch-up: {at_kill:#?}");
 
-    let host = Served::start(&data).await;
-    host.wait_active(2).await;
+    let host = serve(&data).await;
+    wait_active(&host, 2).await;
     let (status, _) = host.post("/admin/v1/domains/orders/projections/user_dashboard_stats/rebuild", json!({})).await;
     assert_eq!(status, 202);
-    host.wait_active(3).await;
+    wait_active(&host, 3).await;
     let mut host = host;
-    host.child.kill().unwrap();
-    host.child.wait().unwrap();
+    host.kill();
 
     let resumed = documents(&data, 2).await;
     let fresh = documents(&data, 3).await;

@@ -26,9 +26,12 @@ impl PluginStore for PgStore {
             return Ok(outcome);
         }
         let size = i64::try_from(component.len()).map_err(|_| StoreError("a component too large".into()))?;
+        // Other hosts hear of the new version at once and compile it ahead of its activation.
         let inserted = sqlx::query(
-            "INSERT INTO plugin_versions (digest, domain, version, component, size, description, uploaded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "WITH stored AS (INSERT INTO plugin_versions \
+                (digest, domain, version, component, size, description, uploaded_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING domain) \
+             SELECT pg_notify($8, domain) FROM stored",
         )
         .bind(&version.digest)
         .bind(&version.domain)
@@ -37,9 +40,10 @@ impl PluginStore for PgStore {
         .bind(size)
         .bind(&version.description)
         .bind(version.uploaded_at_micros)
-        .execute(&self.pool)
+        .bind(REGISTRY_CHANNEL)
+        .fetch_optional(&self.pool)
         .await?;
-        if inserted.rows_affected() == 1 {
+        if inserted.is_some() {
             return Ok(SaveOutcome::Saved);
         }
         // Another host stored a clashing row between our look and our insert.
