@@ -85,8 +85,13 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         Some(config.data_dir.join("compiled")),
         Some(config.data_dir.join("scratch")),
     )?;
-    let registry =
-        Arc::new(registry::Registry::new(runtime, stores.plugins.clone(), store.clone(), config.registry_settings()));
+    let host_id = format!("{addr}/{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let mut registry =
+        registry::Registry::new(runtime, stores.plugins.clone(), store.clone(), config.registry_settings());
+    if stores.notifications.is_some() {
+        registry = registry.with_presence(host_id.clone(), stores.leases.clone());
+    }
+    let registry = Arc::new(registry);
     let plugins_dir = config.plugins_dir.exists() || config.plugins_dir != Config::default().plugins_dir;
     registry.restore(plugins_dir.then_some(config.plugins_dir.as_path())).await?;
     let mut background = Vec::new();
@@ -102,7 +107,6 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
             .with_cache(cache.clone()),
     );
     let commands = engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), engine::QueueSettings::default());
-    let host_id = format!("{addr}/{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let cluster = engine::ClusterSettings {
         host_id,
         leases: stores.leases.clone(),

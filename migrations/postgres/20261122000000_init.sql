@@ -46,6 +46,7 @@ CREATE TABLE plugin_versions (
     size        BIGINT NOT NULL,
     description TEXT   NOT NULL,
     uploaded_at BIGINT NOT NULL,
+    wanted_at   BIGINT,  -- last time an activation asked every host to compile it
     UNIQUE (domain, version)
 );
 
@@ -64,6 +65,15 @@ CREATE TABLE plugin_activations (
     at              BIGINT NOT NULL
 );
 CREATE INDEX plugin_activations_by_domain ON plugin_activations (domain, id);
+
+-- Which host has compiled which version. A host is live while it holds the lease `host:<id>`;
+-- an activation waits (a bounded time) until every live host has the version compiled, so the
+-- switch then takes effect everywhere at once.
+CREATE TABLE host_plugins (
+    host   TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (host, digest)
+);
 
 -- Asynchronous and delayed commands. A job runs under the idempotency key `async-<id>`, so a
 -- job run twice (a crashed host's job taken again) is applied once.

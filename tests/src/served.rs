@@ -1,5 +1,6 @@
 //! [`Served`]: a real `cairn serve` process (the examples launcher) on a loopback port, for the
-//! suites that kill hosts or run several of them.
+//! suites that kill hosts or run several of them. With `CAIRN_TEST_HOST_LOGS` set, the processes'
+//! logs go to the test's output.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -6,6 +6,7 @@
 //! version is a compare-and-set in the [`PluginStore`] first (so two racing activations cannot
 //! both win, and a restart restores exactly what was active), then the in-memory swap.
 
+mod follow;
 mod replay;
 mod validate;
 
@@ -150,6 +151,8 @@ pub struct Registry {
     settings: RegistrySettings,
     /// Every plugin that becomes active, for the rooms that follow activations (projections).
     activated: tokio::sync::broadcast::Sender<Arc<Plugin>>,
+    /// This host among others sharing the database, if any (see [`follow`]).
+    presence: Option<follow::Presence>,
 }
 
 impl Registry {
@@ -169,7 +172,16 @@ impl Registry {
             events,
             settings,
             activated: tokio::sync::broadcast::channel(64).0,
+            presence: None,
         }
+    }
+
+    /// Shares the database with other hosts: this one announces itself as `host_id` (a lease),
+    /// records the versions it has compiled, and activations wait for every live host to have
+    /// compiled the version first (see [`follow`]).
+    pub fn with_presence(mut self, host_id: String, leases: Arc<dyn crate::store::Leases>) -> Self {
+        self.presence = Some(follow::Presence { host_id, leases });
+        self
     }
 
     /// Plugins as they become active, from now on (a lagging receiver should resync from
@@ -247,63 +259,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Makes the active versions those of the store: another host sharing the database may
-    /// have activated or rolled back (its component bytes are fetched from the store).
-    /// Answers how many domains changed.
-    pub async fn refresh(&self) -> Result<usize, RegistryError> {
-        let changed = self.refresh_active().await?;
-        self.preload_recent().await?;
-        Ok(changed)
-    }
-
-    /// Compiles versions stored in the last minute that are not loaded yet: a deploy through
-    /// another host stores a version, then replays, then activates it, so this host is ready
-    /// when the activation arrives.
-    async fn preload_recent(&self) -> Result<(), RegistryError> {
-        let since = crate::store::now_micros() - 60_000_000;
-        let domains: Vec<String> = self.all().iter().map(|p| p.domain().to_string()).collect();
-        for domain in domains {
-            for version in self.plugins.versions(&domain).await? {
-                let loaded = self.loaded.lock().expect("loaded lock").iter().any(|p| p.digest == version.digest);
-                if version.uploaded_at_micros >= since && !loaded {
-                    self.load_stored(&version.digest).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn refresh_active(&self) -> Result<usize, RegistryError> {
-        let _serialised = self.changes.lock().await;
-        let mut changed = 0;
-        for (domain, digest) in self.plugins.active().await? {
-            if self.get(&domain).is_some_and(|p| p.digest == digest) {
-                continue;
-            }
-            let plugin = self.load_stored(&digest).await?;
-            tracing::info!(domain, version = plugin.version(), %digest, "active version changed on another host");
-            self.install(plugin);
-            changed += 1;
-        }
-        Ok(changed)
-    }
-
-    /// Follows activations made by other hosts: refreshes on every `changes` notice, and every
-    /// few seconds in case a notice was lost.
-    pub fn follow(self: Arc<Self>, mut changes: tokio::sync::watch::Receiver<u64>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { break },
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-                }
-                if let Err(error) = self.refresh().await {
-                    tracing::warn!(%error, "following other hosts' activations failed; retrying");
-                }
-            }
-        })
-    }
-
     /// Validates, stores and (per `mode`) activates a component.
     pub async fn deploy(&self, bytes: Vec<u8>, mode: ActivateMode) -> Result<DeployReport, RegistryError> {
         validate::check_bytes(&bytes, self.settings.max_component_bytes)?;
@@ -313,6 +268,7 @@ impl Registry {
             .map_err(|e| StoreError(format!("the load task failed: {e}")))?;
         let plugin = plugin?;
         self.remember(&plugin);
+        self.announce_loaded(&plugin.digest).await;
         let domain = plugin.domain().to_string();
         let expected = self.get(&domain).map(|p| p.digest.clone());
         let describe = plugin.description();
@@ -417,6 +373,7 @@ impl Registry {
         action: &str,
     ) -> Result<Activation, RegistryError> {
         let _serialised = self.changes.lock().await;
+        self.wait_for_hosts(&plugin.digest).await;
         let activation = self.plugins.set_active(plugin.domain(), &plugin.digest, expected, action).await?;
         tracing::info!(
             domain = plugin.domain(),
@@ -455,6 +412,7 @@ impl Registry {
             .await
             .map_err(|e| StoreError(format!("the load task failed: {e}")))??;
         self.remember(&plugin);
+        self.announce_loaded(&plugin.digest).await;
         Ok(plugin)
     }
 

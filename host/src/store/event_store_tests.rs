@@ -30,7 +30,8 @@ macro_rules! on_both_backends {
     )*};
 }
 
-on_both_backends!(appends_assign_contiguous_versions_and_positions,
+on_both_backends!(
+    appends_assign_contiguous_versions_and_positions,
     a_wrong_expected_version_writes_nothing_in_any_stream,
     an_idempotency_key_is_stored_once_with_its_events,
     concurrent_appends_to_one_stream_admit_exactly_one_per_version,

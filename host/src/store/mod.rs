@@ -13,13 +13,13 @@ pub mod plugins;
 pub mod postgres;
 pub mod queue;
 pub mod read_models;
+#[cfg(test)]
+mod read_models_tests;
 pub mod sqlite;
 mod sqlite_outbox;
 mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
-#[cfg(test)]
-mod read_models_tests;
 
 use async_trait::async_trait;
 

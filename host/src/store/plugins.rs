@@ -106,4 +106,25 @@ pub trait PluginStore: Send + Sync + 'static {
 
     /// The activation history of a domain, oldest first.
     async fn activations(&self, domain: &str) -> Result<Vec<Activation>, StoreError>;
+
+    /// Asks every host to compile `digest` now (it is about to be activated).
+    async fn want(&self, _digest: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Versions of every domain uploaded or wanted at or after `since_micros` (several hosts:
+    /// the ones to compile ahead of their activation; alone there is nothing to do).
+    async fn recent_versions(&self, _since_micros: i64) -> Result<Vec<PluginVersion>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Records that `host` has `digest` compiled and ready (several hosts; a no-op alone).
+    async fn mark_loaded(&self, _host: &str, _digest: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The live hosts (holding a `host:<id>` lease) that have not loaded `digest` yet.
+    async fn hosts_without(&self, _digest: &str) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }

@@ -33,6 +33,23 @@ async fn projection_host(hosts: &[Option<Served>]) -> Option<usize> {
     None
 }
 
+/// Waits until every host serves `digest` for `domain`; fails after a second.
+async fn all_serve(hosts: &[Option<Served>], domain: &str, digest: &str) -> Duration {
+    let started = Instant::now();
+    for host in hosts.iter().flatten() {
+        loop {
+            let (_, ready) = host.get("/readyz").await;
+            let serving = ready["domains"].as_array().unwrap().iter().find(|d| d["domain"] == domain).cloned();
+            if serving.is_some_and(|d| d["digest"] == digest) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(1), "{} does not serve {digest} yet: {ready}", host.base);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    started.elapsed()
+}
+
 async fn create_order(host: &Served, user: &str, cents: u64, key: &str) -> Value {
     let request = host
         .client
@@ -53,7 +70,8 @@ async fn create_order(host: &Served, user: &str, cents: u64, key: &str) -> Value
 
 /// `user-dashboard` of `user` through `host`, once it has applied `position`.
 async fn dashboard(host: &Served, user: &str, position: u64) -> Value {
-    let path = format!("/v1/domains/orders/queries/user-dashboard?user_id={user}&min_position={position}&wait_ms=15000");
+    let path =
+        format!("/v1/domains/orders/queries/user-dashboard?user_id={user}&min_position={position}&wait_ms=15000");
     let (status, body) = host.get(&path).await;
     assert_eq!(status, 200, "{body}");
     body["data"].clone()
@@ -71,7 +89,8 @@ async fn three_hosts_share_commands_deploys_and_projections_and_survive_the_deat
     for round in 0..4u64 {
         let sends = (0..30u64).map(|i| {
             let n = round * 30 + i;
-            let (first, second) = (hosts[(n % 3) as usize].as_ref().unwrap(), hosts[((n + 1) % 3) as usize].as_ref().unwrap());
+            let (first, second) =
+                (hosts[(n % 3) as usize].as_ref().unwrap(), hosts[((n + 1) % 3) as usize].as_ref().unwrap());
             async move {
                 let user = format!("user-{}", n % 7);
                 let key = format!("order-{n}");
@@ -109,19 +128,15 @@ async fn three_hosts_share_commands_deploys_and_projections_and_survive_the_deat
     let deployed: Value = deploy.send().await.unwrap().json().await.unwrap();
     let version = deployed["version"].as_str().unwrap().to_string();
     let digest = deployed["digest"].as_str().unwrap().to_string();
-    let started = Instant::now();
-    for host in hosts.iter().flatten() {
-        loop {
-            let (_, ready) = host.get("/readyz").await;
-            let carriers = ready["domains"].as_array().unwrap().iter().find(|d| d["domain"] == "carriers").cloned();
-            if carriers.is_some_and(|c| c["digest"] == digest.as_str()) {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(1), "{} still serves the old version: {ready}", host.base);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-    println!("carriers {version} served by all three hosts {:?} after the deploy", started.elapsed());
+    let elapsed = all_serve(&hosts, "carriers", &digest).await;
+    println!("carriers {version} served by all three hosts {elapsed:?} after the deploy");
+    // A rollback through another host, likewise.
+    let (status, rolled) = hosts[2].as_ref().unwrap().post("/admin/v1/domains/carriers/rollback", json!({})).await;
+    assert_eq!(status, 200, "{rolled}");
+    let previous = rolled["activation"]["digest"].as_str().unwrap().to_string();
+    assert_ne!(previous, digest);
+    let elapsed = all_serve(&hosts, "carriers", &previous).await;
+    println!("the rollback served by all three hosts {elapsed:?} after it answered");
 
     // Killing the host that runs the projections moves them to another within five seconds.
     let leader = projection_host(&hosts).await.expect("one host runs the projections");
@@ -151,7 +166,11 @@ async fn three_hosts_share_commands_deploys_and_projections_and_survive_the_deat
     for host in hosts.iter().flatten() {
         for (user, (orders, cents)) in &expected {
             let stats = dashboard(host, user, last).await;
-            assert_eq!(stats["total_orders"], *orders, "{user} through {}: nothing lost or doubled: {stats}", host.base);
+            assert_eq!(
+                stats["total_orders"], *orders,
+                "{user} through {}: nothing lost or doubled: {stats}",
+                host.base
+            );
             assert_eq!(stats["lifetime_value_cents"], *cents, "{user} through {}: {stats}", host.base);
         }
     }

@@ -1,7 +1,10 @@
 //! Every component that `build.rs` compiles has a test here that loads it into a real host;
 //! `foreach_component!` fails the build when one is missing.
 
-use cairn_tests::{BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT, FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT};
+use cairn_tests::{
+    BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT,
+    FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT,
+};
 
 use super::TestHost;
 use serde_json::json;

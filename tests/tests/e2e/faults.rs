@@ -62,4 +62,3 @@ async fn an_undeclared_event_type_is_refused_and_not_appended() {
     assert!(reply.body["detail"].as_str().unwrap().contains("Sneaked"));
     assert!(host.stream_events("faulty", "gadget-g3").await.unwrap().is_empty());
 }
-

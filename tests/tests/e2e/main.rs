@@ -7,6 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
-mod on_sqlite;
 #[cfg(postgres_suite)]
 mod on_postgres;
+mod on_sqlite;

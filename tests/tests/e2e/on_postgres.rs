@@ -27,10 +27,10 @@ mod hostile;
 mod hot_swap;
 #[path = "idempotency.rs"]
 mod idempotency;
-#[path = "outbox.rs"]
-mod outbox;
 #[path = "outage.rs"]
 mod outage;
+#[path = "outbox.rs"]
+mod outbox;
 #[path = "read_side.rs"]
 mod read_side;
 #[path = "restart.rs"]

@@ -21,7 +21,8 @@ async fn an_outage_fails_commands_fast_with_503_and_the_host_recovers_by_itself(
     })
     .await
     .unwrap();
-    let create = |user: &'static str| host.command("orders", "create-order", json!({"user_id": user, "total_cents": 500}));
+    let create =
+        |user: &'static str| host.command("orders", "create-order", json!({"user_id": user, "total_cents": 500}));
     create("before").await.unwrap().expect(201);
     host.get("/readyz").await.unwrap().expect(200);
 
@@ -46,7 +47,8 @@ async fn an_outage_fails_commands_fast_with_503_and_the_host_recovers_by_itself(
     host.get("/readyz").await.unwrap().expect(200);
     // Nothing lost, nothing extra: the orders before and after, and the projection caught up.
     let (_, position) = super::read_side::create(&host, "after", 700).await;
-    let stats = super::read_side::query(&host, "user-dashboard", &format!("user_id=after&min_position={position}")).await;
+    let stats =
+        super::read_side::query(&host, "user-dashboard", &format!("user_id=after&min_position={position}")).await;
     assert_eq!(stats.expect(200).body["data"]["total_orders"], 2, "{stats:#?}");
     let before = super::read_side::query(&host, "user-dashboard", "user_id=before").await;
     assert_eq!(before.expect(200).body["data"]["total_orders"], 1);

@@ -33,4 +33,3 @@ async fn a_restarted_host_reads_the_same_stream_and_continues_it() {
         "the state was folded from the stored history"
     );
 }
-

@@ -166,7 +166,11 @@ impl Projections {
         }
         let mut known: HashMap<_, Arc<Generation>> = {
             let slots = self.slots.lock().expect("slots lock");
-            slots.values().flat_map(|s| s.active.iter().chain(s.building.iter())).map(|g| (g.id.clone(), g.clone())).collect()
+            slots
+                .values()
+                .flat_map(|s| s.active.iter().chain(s.building.iter()))
+                .map(|g| (g.id.clone(), g.clone()))
+                .collect()
         };
         let mut fresh: HashMap<(String, String), Slot> = HashMap::new();
         for row in rows {

@@ -233,10 +233,8 @@ impl Writer {
         let mut tx = self.pool.begin().await?;
         let head: i64 =
             sqlx::query_scalar("SELECT position FROM event_log_head FOR UPDATE").fetch_one(&mut *tx).await?;
-        let keys: Vec<(String, String)> = batches
-            .iter()
-            .filter_map(|b| b.idempotency.as_ref().map(|r| (r.scope.clone(), r.key.clone())))
-            .collect();
+        let keys: Vec<(String, String)> =
+            batches.iter().filter_map(|b| b.idempotency.as_ref().map(|r| (r.scope.clone(), r.key.clone()))).collect();
         let mut stored_keys: HashMap<(String, String), IdempotencyRecord> = if keys.is_empty() {
             HashMap::new()
         } else {

@@ -73,6 +73,17 @@ impl PluginStore for PgStore {
         Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
     }
 
+    async fn recent_versions(&self, since_micros: i64) -> Result<Vec<PluginVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest, domain, version, size, description, uploaded_at FROM plugin_versions \
+             WHERE uploaded_at >= $1 OR wanted_at >= $1 ORDER BY uploaded_at, digest",
+        )
+        .bind(since_micros)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
+    }
+
     async fn active(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows =
             sqlx::query("SELECT domain, digest FROM active_plugins ORDER BY domain").fetch_all(&self.pool).await?;
@@ -139,6 +150,39 @@ impl PluginStore for PgStore {
             action: action.to_string(),
             at_micros,
         })
+    }
+
+    async fn want(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH wanted AS (UPDATE plugin_versions SET wanted_at = $2 WHERE digest = $1 RETURNING domain) \
+             SELECT pg_notify($3, domain) FROM wanted",
+        )
+        .bind(digest)
+        .bind(now_micros())
+        .bind(REGISTRY_CHANNEL)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_loaded(&self, host: &str, digest: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO host_plugins (host, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(host)
+            .bind(digest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn hosts_without(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT substr(l.name, 6) FROM leases l WHERE l.name LIKE 'host:%' AND l.expires_at >= now() \
+             AND NOT EXISTS (SELECT 1 FROM host_plugins h WHERE h.host = substr(l.name, 6) AND h.digest = $1) \
+             ORDER BY 1",
+        )
+        .bind(digest)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn activations(&self, domain: &str) -> Result<Vec<Activation>, StoreError> {

@@ -79,6 +79,10 @@ pub(crate) async fn postgres() -> Result<()> {
     let components = [CARRIERS_COMPONENT, FAULTY_COMPONENT];
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
+    // Other work on the machine skews every figure here: say how busy it was.
+    let load_before = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
 
     // Hosts that are dropped stop serving; their background pollers stay, idle, until the end.
     let sqlite = TestHost::start(&components).await?;
@@ -107,6 +111,9 @@ pub(crate) async fn postgres() -> Result<()> {
     println!("  3 hosts add contention here, not CPU; what they show is the cost of sharing one log head: every");
     println!("  host's writer takes its turn on the head row's lock, one append transaction at a time (each");
     println!("  carrying what that host had waiting). Default pools: 16 connections per host, plus its writer.");
+    if let Some(load) = load_before {
+        println!("  load average when the run started (1/5/15 min): {load}");
+    }
     let results = [on_sqlite, on_one, on_three];
     for (l, (_, name)) in LOADS.iter().enumerate() {
         println!("\n  {name}");
