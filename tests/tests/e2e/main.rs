@@ -6,6 +6,8 @@
 //! sees the backend's host type as `super::TestHost`.
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+// Each suite file is compiled once per backend on purpose (`on_sqlite`, `on_postgres`).
+#![allow(clippy::duplicate_mod)]
 
 #[cfg(postgres_suite)]
 mod on_postgres;
