@@ -55,6 +55,10 @@ impl Backend for Postgres {
         });
         config.database.url = Some(postgres_url()?);
         config.database.schema = Some(fresh_schema());
+        // A command handler's stream reads go over the network within its deadline: with the
+        // whole suite running at once on a 2-core machine, PostgreSQL answers can take longer
+        // than the 100 ms default. Tests of the deadline set their own.
+        config.limits.deadline_ms = 1000;
         Ok(())
     }
 }

@@ -305,8 +305,9 @@ async fn two_hosts_sharing_a_redis_cache_share_prices_and_forget_them_together()
         })
     };
     let (a, b) = (start().await.unwrap(), start().await.unwrap());
-    // A carrier id of its own: the Redis may hold other runs' entries.
-    let carrier = format!("c-{}", std::process::id());
+    // A carrier id of its own: the Redis holds other tests' and other runs' entries (this test
+    // runs once per backend in one process).
+    let carrier = format!("c-{}", uuid::Uuid::new_v4().simple());
     let body = json!({"carrier_id": carrier, "from": "NL", "to": "BE", "weight_grams": 250});
     a.command("rates", "request-quote", body.clone()).await.unwrap().expect(201);
     b.command("rates", "request-quote", body.clone()).await.unwrap().expect(201);

@@ -5,7 +5,8 @@
 //! (`.ci/run` sets it; without it the build says the PostgreSQL suite is skipped). Each module
 //! sees the backend's host type as `super::TestHost`.
 
-#![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+#![allow(clippy::unwrap_used)]
+// a failing unwrap is a failing test
 // Each suite file is compiled once per backend on purpose (`on_sqlite`, `on_postgres`).
 #![allow(clippy::duplicate_mod)]
 
