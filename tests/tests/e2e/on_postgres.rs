@@ -21,6 +21,8 @@ mod faults;
 mod gateway;
 #[path = "handlers.rs"]
 mod handlers;
+#[path = "held_append.rs"]
+mod held_append;
 #[path = "hostile.rs"]
 mod hostile;
 #[path = "hot_swap.rs"]
