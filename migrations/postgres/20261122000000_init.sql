@@ -109,13 +109,14 @@ CREATE TABLE gateway_outbox (
     updated_at BIGINT  NOT NULL
 );
 CREATE INDEX gateway_outbox_due ON gateway_outbox (state, next_at);
+CREATE INDEX gateway_outbox_done ON gateway_outbox (state, updated_at);
 
 -- Read models: documents per projection generation (`<domain>/<projection>/<generation>`), and
 -- the generations with their checkpoints. A projector's writes and its checkpoint commit together.
 CREATE TABLE documents (
-    namespace  TEXT  NOT NULL,
-    collection TEXT  NOT NULL,
-    id         TEXT  NOT NULL,
+    namespace  TEXT  COLLATE "C" NOT NULL,
+    collection TEXT  COLLATE "C" NOT NULL,
+    id         TEXT  COLLATE "C" NOT NULL,  -- byte order, as pages are sorted (and as on SQLite)
     body       JSONB NOT NULL,
     PRIMARY KEY (namespace, collection, id)
 );
@@ -131,6 +132,15 @@ CREATE TABLE projection_generations (
     created_at     BIGINT  NOT NULL,
     updated_at     BIGINT  NOT NULL,
     PRIMARY KEY (domain, name, generation)
+);
+
+-- The last generation number given to each projection. Numbers are never reused, even after a
+-- generation is dropped: a halted runner's late commit can then never land in a newer one.
+CREATE TABLE projection_counters (
+    domain TEXT   NOT NULL,
+    name   TEXT   NOT NULL,
+    last   BIGINT NOT NULL,
+    PRIMARY KEY (domain, name)
 );
 
 -- Work that must run on exactly one host at a time (the projection runners): a lease renewed by

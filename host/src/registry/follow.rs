@@ -43,8 +43,7 @@ impl Registry {
     /// another host stores a version, then replays, then activates it, so this host is ready
     /// when the activation arrives.
     async fn preload_recent(&self) -> Result<(), RegistryError> {
-        let since = crate::store::now_micros() - 60_000_000;
-        for version in self.plugins.recent_versions(since).await? {
+        for version in self.plugins.recent_versions(60_000_000).await? {
             let loaded = self.loaded.lock().expect("loaded lock").iter().any(|p| p.digest == version.digest);
             if !loaded && let Err(error) = self.load_stored(&version.digest).await {
                 tracing::warn!(domain = %version.domain, version = %version.version, %error,
@@ -61,7 +60,14 @@ impl Registry {
             if self.get(&domain).is_some_and(|p| p.digest == digest) {
                 continue;
             }
-            let plugin = self.load_stored(&digest).await?;
+            let plugin = match self.load_stored(&digest).await {
+                Ok(plugin) => plugin,
+                Err(error) => {
+                    // The other domains still follow; this one is retried at the next refresh.
+                    tracing::error!(domain, %digest, %error, "the version active on another host cannot be loaded here");
+                    continue;
+                }
+            };
             tracing::info!(domain, version = plugin.version(), %digest, "active version changed on another host");
             self.install(plugin);
             changed += 1;

@@ -372,8 +372,10 @@ impl Registry {
         expected: Option<&str>,
         action: &str,
     ) -> Result<Activation, RegistryError> {
-        let _serialised = self.changes.lock().await;
+        // Waiting for the other hosts to compile happens before taking the change lock: this
+        // host keeps following (and compiling for) the others meanwhile.
         self.wait_for_hosts(&plugin.digest).await;
+        let _serialised = self.changes.lock().await;
         let activation = self.plugins.set_active(plugin.domain(), &plugin.digest, expected, action).await?;
         tracing::info!(
             domain = plugin.domain(),

@@ -112,9 +112,9 @@ pub trait PluginStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Versions of every domain uploaded or wanted at or after `since_micros` (several hosts:
+    /// Versions of every domain uploaded or wanted in the last `within_micros` (several hosts:
     /// the ones to compile ahead of their activation; alone there is nothing to do).
-    async fn recent_versions(&self, _since_micros: i64) -> Result<Vec<PluginVersion>, StoreError> {
+    async fn recent_versions(&self, _within_micros: i64) -> Result<Vec<PluginVersion>, StoreError> {
         Ok(Vec::new())
     }
 

@@ -20,7 +20,8 @@ async fn projections_get_a_held_append_in_order_once_while_later_commands_wait()
     let url = cairn_tests::postgres_url().unwrap();
     let schema = host.config.database.schema.clone().unwrap();
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    let mut blocker = sqlx::PgConnection::connect_with(&options.options([("search_path", schema.as_str())])).await.unwrap();
+    let mut blocker =
+        sqlx::PgConnection::connect_with(&options.options([("search_path", schema.as_str())])).await.unwrap();
     let mut blocking = blocker.begin().await.unwrap();
     sqlx::query("INSERT INTO idempotency_keys VALUES ('orders', 'held', 'x', 201, '{}', 0)")
         .execute(&mut *blocking)

@@ -104,7 +104,8 @@ impl Projections {
                             if !this.is_leader()
                                 && let Err(e) = this.take_over().await
                             {
-                                tracing::warn!(error = %e, "taking over the projections failed; retrying");
+                                // Not half a leader: stop what started and try again next tick.
+                                this.step_down(&format!("taking over failed: {}", e.0)).await;
                             }
                         }
                         Ok(false) if this.is_leader() => this.step_down("another host holds the lease").await,
@@ -127,6 +128,11 @@ impl Projections {
 
     /// Becomes the host that runs the projections: every generation from its stored checkpoint.
     async fn take_over(self: &Arc<Self>) -> Result<(), StoreError> {
+        // The active versions as stored, not as this host last heard of them: reconciling with a
+        // stale version would roll projections back.
+        if let Err(e) = self.registry.refresh().await {
+            return Err(StoreError(format!("reading the active versions: {e}")));
+        }
         {
             let _serialised = self.changes.lock().await;
             let rows = self.models.generations().await?;
@@ -159,11 +165,11 @@ impl Projections {
 
     /// Follower: mirrors the stored generations, with the plugin version that built each.
     pub(super) async fn refresh_view(&self) -> Result<(), StoreError> {
-        let rows = self.models.generations().await?;
         let _serialised = self.changes.lock().await;
         if self.is_leader() {
             return Ok(());
         }
+        let rows = self.models.generations().await?;
         let mut known: HashMap<_, Arc<Generation>> = {
             let slots = self.slots.lock().expect("slots lock");
             slots

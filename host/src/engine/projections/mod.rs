@@ -242,7 +242,6 @@ impl Projections {
     /// Stops every runner and the activation follower (shutdown). A batch cut off here was not
     /// committed: it is applied again from the checkpoint at the next start.
     pub async fn stop_all(&self) {
-        self.release_lease().await;
         for slot in self.slots.lock().expect("slots lock").values() {
             slot.active.iter().chain(slot.building.iter()).for_each(|g| g.halt());
         }
@@ -253,6 +252,8 @@ impl Projections {
         for task in tasks {
             let _ = task.await;
         }
+        // Last, so that the lease task cannot take it again: another host takes over at once.
+        self.release_lease().await;
     }
 
     /// Reconciles the projections of `plugin`'s domain with what it declares.
@@ -433,6 +434,9 @@ impl Projections {
             return Ok(Rebuild::Elsewhere(self.leader_elsewhere().await));
         }
         let _serialised = self.changes.lock().await;
+        if !self.is_leader() {
+            return Ok(Rebuild::Elsewhere(None));
+        }
         let key = (domain.to_string(), name.to_string());
         let (active, building) = {
             let slots = self.slots.lock().expect("slots lock");

@@ -28,6 +28,7 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
     let mut stop = generation.stop.subscribe();
     let mut backoff = projections.settings.first_backoff;
     let domain = generation.id.domain.clone();
+    let mut last_bare_checkpoint = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
@@ -77,8 +78,14 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
             }
         } else if slice.complete_to > position {
             // Nothing of interest: move on in memory; the stored checkpoint follows at the next
-            // commit (a restart re-reads this stretch, which is harmless).
+            // commit (a restart re-reads this stretch, which is harmless), or at most every
+            // quarter of a second once caught up, so that hosts following the stored checkpoint
+            // (several hosts on PostgreSQL) see `min_position` reached too.
             generation.advance(slice.complete_to, 0);
+            if caught_up && last_bare_checkpoint.elapsed() >= BARE_CHECKPOINT_EVERY {
+                last_bare_checkpoint = std::time::Instant::now();
+                store_checkpoint(&projections, &generation, slice.complete_to).await;
+            }
         }
         if caught_up {
             generation.set_state(RunState::Live);
@@ -95,6 +102,27 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
         }
     }
     generation.set_state(RunState::Stopped);
+}
+
+/// Longest time the stored checkpoint lags over events the projection does not read.
+const BARE_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Commits a checkpoint with no documents (over events the projection skipped). A refusal (the
+/// checkpoint moved) only means another runner got further; the next batch resyncs.
+async fn store_checkpoint(projections: &Projections, generation: &Generation, to: u64) {
+    let expected = generation.stored.load(std::sync::atomic::Ordering::Acquire);
+    if to <= expected {
+        return;
+    }
+    let checkpoint = Checkpoint { generation: generation.id.clone(), expected, position: to };
+    let committed = match projections.models.write().await {
+        Ok(tx) => tx.commit(Some(checkpoint)).await,
+        Err(e) => Err(e),
+    };
+    match committed {
+        Ok(()) => generation.stored.store(to, std::sync::atomic::Ordering::Release),
+        Err(e) => tracing::debug!(projection = %generation.id.name, error = %e, "storing a checkpoint failed"),
+    }
 }
 
 /// The event types the projection reads; `None` for all.

@@ -92,6 +92,9 @@ impl EventStore for PgStore {
     /// The head and the events in one statement, so one snapshot: every event at or below the
     /// head it saw has committed (appends commit in position order, see the module docs).
     async fn read_log(&self, domain: &str, after: u64, limit: u32) -> Result<LogSlice, StoreError> {
+        if limit == 0 {
+            return Ok(LogSlice { events: Vec::new(), complete_to: after });
+        }
         let rows = sqlx::query(&format!(
             "SELECT h.position AS head, e.* FROM event_log_head h LEFT JOIN LATERAL ( \
                 SELECT {EVENT_COLUMNS} FROM events WHERE domain = $1 AND position > $2 AND position <= h.position \
@@ -230,7 +233,9 @@ impl Writer {
         &self,
         batches: &[AppendBatch],
     ) -> Result<(Vec<Result<AppendResult, AppendError>>, Option<u64>), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // READ COMMITTED whatever the database's default: each statement after the lock must
+        // see what the previous holder committed (the order argument in the module docs).
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         let head: i64 =
             sqlx::query_scalar("SELECT position FROM event_log_head FOR UPDATE").fetch_one(&mut *tx).await?;
         let keys: Vec<(String, String)> =

@@ -74,6 +74,10 @@ pub(super) async fn start(pool: PgPool, head: watch::Sender<u64>) -> Result<Noti
                 Err(error) => {
                     tracing::warn!(%error, "listening to PostgreSQL failed; retrying in a second");
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    // Notices sent meanwhile are lost: everyone looks again.
+                    refresh_head(&pool, &head).await;
+                    bump(&counters.registry);
+                    bump(&counters.generations);
                 }
             }
             if head.is_closed() && counters.registry.is_closed() && counters.generations.is_closed() {

@@ -82,7 +82,10 @@ impl PgStore {
     pub async fn open(settings: &PgSettings) -> Result<Self> {
         let pool = connect(settings, settings.max_connections.max(1)).await?;
         let mut conn = pool.acquire().await.context("connecting to PostgreSQL")?;
-        MIGRATOR.run(&mut conn).await.context("applying PostgreSQL migrations")?;
+        // A host of an older release next to newer ones (a rolling upgrade) finds migrations it
+        // does not know: they are additive, so it goes on.
+        let migrator = Migrator { migrations: MIGRATOR.migrations.clone(), ignore_missing: true, ..MIGRATOR };
+        migrator.run(&mut conn).await.context("applying PostgreSQL migrations")?;
         drop(conn);
         let writes = connect(settings, 1).await?;
         let last: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(&pool).await?;
@@ -122,6 +125,9 @@ async fn connect(settings: &PgSettings, size: u32) -> Result<PgPool> {
         bootstrap.close().await;
         options = options.options([("search_path", schema.as_str())]);
     }
+    // A host that stalls inside a transaction (frozen, cut off) would hold the log head and
+    // stop every host's appends: the server ends such sessions after 10 s.
+    options = options.options([("idle_in_transaction_session_timeout", "10s")]);
     PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(settings.acquire_timeout)

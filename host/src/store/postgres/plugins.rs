@@ -73,12 +73,15 @@ impl PluginStore for PgStore {
         Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn recent_versions(&self, since_micros: i64) -> Result<Vec<PluginVersion>, StoreError> {
+    async fn recent_versions(&self, within_micros: i64) -> Result<Vec<PluginVersion>, StoreError> {
         let rows = sqlx::query(
             "SELECT digest, domain, version, size, description, uploaded_at FROM plugin_versions \
-             WHERE uploaded_at >= $1 OR wanted_at >= $1 ORDER BY uploaded_at, digest",
+             WHERE GREATEST(uploaded_at, COALESCE(wanted_at, 0)) >= \
+                (extract(epoch FROM clock_timestamp()) * 1000000)::bigint - $1 \
+             ORDER BY uploaded_at, digest",
         )
-        .bind(since_micros)
+        // The database's clock rather than this host's (the uploading host's time is stored).
+        .bind(within_micros)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
@@ -98,7 +101,7 @@ impl PluginStore for PgStore {
         action: &str,
     ) -> Result<Activation, PluginStoreError> {
         let at_micros = now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         let written = match expected {
             None => sqlx::query(
                 "INSERT INTO active_plugins (domain, digest, activated_at) VALUES ($1, $2, $3) \
@@ -154,11 +157,12 @@ impl PluginStore for PgStore {
 
     async fn want(&self, digest: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "WITH wanted AS (UPDATE plugin_versions SET wanted_at = $2 WHERE digest = $1 RETURNING domain) \
-             SELECT pg_notify($3, domain) FROM wanted",
+            "WITH wanted AS (UPDATE plugin_versions \
+                SET wanted_at = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint \
+                WHERE digest = $1 RETURNING domain) \
+             SELECT pg_notify($2, domain) FROM wanted",
         )
         .bind(digest)
-        .bind(now_micros())
         .bind(REGISTRY_CHANNEL)
         .fetch_optional(&self.pool)
         .await?;

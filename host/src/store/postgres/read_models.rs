@@ -93,8 +93,11 @@ impl ReadModels for PgReadModels {
         role: GenerationRole,
     ) -> Result<GenerationRow, StoreError> {
         let mut tx = self.lock_projection(domain, name).await?;
+        // Never a number used before (see the migration of `projection_counters`).
         let next: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_generations WHERE domain = $1 AND name = $2",
+            "INSERT INTO projection_counters (domain, name, last) VALUES ($1, $2, \
+             (SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_generations WHERE domain = $1 AND name = $2)) \
+             ON CONFLICT (domain, name) DO UPDATE SET last = projection_counters.last + 1 RETURNING last",
         )
         .bind(domain)
         .bind(name)
