@@ -98,7 +98,16 @@ impl AsyncCommands {
             Ok(n) => tracing::info!(jobs = n, "re-queued commands interrupted by a stop"),
             Err(error) => tracing::error!(%error, "cannot re-queue interrupted commands"),
         }
+        let mut last_sweep = std::time::Instant::now();
         loop {
+            if last_sweep.elapsed() >= std::time::Duration::from_secs(60) {
+                last_sweep = std::time::Instant::now();
+                match self.queue.requeue_abandoned().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, "re-queued commands a stopped host left running"),
+                    Err(error) => tracing::warn!(%error, "cannot re-queue abandoned commands"),
+                }
+            }
             let due = match self.queue.claim_due(now_micros(), 16).await {
                 Ok(due) => due,
                 Err(error) => {

@@ -63,4 +63,9 @@ pub trait CommandQueue: Send + Sync + 'static {
     async fn discard(&self, id: &str) -> Result<bool, StoreError>;
     /// After a crash: jobs left `running` go back to `queued`.
     async fn requeue_running(&self) -> Result<u64, StoreError>;
+    /// While running: jobs another host sharing the queue left `running` when it died go back to
+    /// `queued`. Alone (SQLite) there is no other host: nothing to do.
+    async fn requeue_abandoned(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }

@@ -46,7 +46,28 @@ fn field_path(field: &str) -> Result<Vec<String>, ReadModelError> {
 }
 
 fn json_value(text: &str) -> Result<Value, ReadModelError> {
-    serde_json::from_str(text).map_err(|e| invalid(format!("filter value `{text}` is not JSON: {e}")))
+    let value = serde_json::from_str(text).map_err(|e| invalid(format!("filter value `{text}` is not JSON: {e}")))?;
+    refuse_nul(&value)?;
+    Ok(value)
+}
+
+/// Documents are stored the same way on every backend, and PostgreSQL's JSONB cannot hold the
+/// NUL character: refused everywhere, as the plugin's error rather than a stuck projection.
+fn refuse_nul(value: &Value) -> Result<(), ReadModelError> {
+    let nul = |text: &str| text.contains('\0');
+    let found = match value {
+        Value::String(text) => nul(text),
+        Value::Array(items) => return items.iter().try_for_each(refuse_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| nul(k)) {
+                true
+            } else {
+                return map.values().try_for_each(refuse_nul);
+            }
+        }
+        _ => false,
+    };
+    if found { Err(invalid("a document may not contain the NUL character (\\u0000)")) } else { Ok(()) }
 }
 
 fn object(body: &str) -> Result<Map<String, Value>, ReadModelError> {
@@ -56,7 +77,11 @@ fn object(body: &str) -> Result<Map<String, Value>, ReadModelError> {
             body.len()
         )));
     }
-    match serde_json::from_str(body) {
+    let parsed = serde_json::from_str(body);
+    if let Ok(value) = &parsed {
+        refuse_nul(value)?;
+    }
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(invalid("a document must be a JSON object")),
         Err(e) => Err(invalid(format!("the document is not JSON: {e}"))),
@@ -228,5 +253,20 @@ impl Host for HostState {
         let value = add(&mut doc, &path, delta)?;
         access.write(&collection, &id, Some(Value::Object(doc).to_string()))?;
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_and_filter_values_with_nul_are_refused_as_invalid() {
+        assert!(object(r#"{"a": "x", "b": {"c": [1, "y"]}}"#).is_ok());
+        for bad in [r#"{"a": "x\u0000y"}"#, r#"{"a": {"b": ["\u0000"]}}"#, r#"{"k\u0000": 1}"#] {
+            assert!(matches!(object(bad), Err(ReadModelError::Invalid(m)) if m.contains("NUL")), "{bad}");
+        }
+        assert!(matches!(json_value(r#""a\u0000""#), Err(ReadModelError::Invalid(_))));
+        assert!(json_value(r#""a\\u0000""#).is_ok(), "an escaped backslash is not a NUL");
     }
 }

@@ -146,6 +146,10 @@ impl CommandQueue for PgStore {
     /// running jobs right now, so a starting host must not take every `running` job: only those
     /// whose host has most likely died. A job that was merely slow may so be taken twice; it is
     /// still applied once, since every run appends under the idempotency key `async-<id>`.
+    async fn requeue_abandoned(&self) -> Result<u64, StoreError> {
+        self.requeue_running().await
+    }
+
     async fn requeue_running(&self) -> Result<u64, StoreError> {
         let now = now_micros();
         let done = sqlx::query(
