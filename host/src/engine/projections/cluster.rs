@@ -101,11 +101,18 @@ impl Projections {
                     match this.leases.acquire(LEASE, &this.host_id, TTL).await {
                         Ok(true) => {
                             last_renewal = Instant::now();
-                            if !this.is_leader()
-                                && let Err(e) = this.take_over().await
-                            {
-                                // Not half a leader: stop what started and try again next tick.
-                                this.step_down(&format!("taking over failed: {}", e.0)).await;
+                            // Taking over (reconciling, maybe compiling) runs on its own, so
+                            // this loop keeps renewing the lease meanwhile.
+                            if !this.is_leader() && !this.taking_over.swap(true, Ordering::AcqRel) {
+                                let leader = this.clone();
+                                let task = tokio::spawn(async move {
+                                    if let Err(e) = leader.take_over().await {
+                                        // Not half a leader: stop what started; the next tick retries.
+                                        leader.step_down(&format!("taking over failed: {}", e.0)).await;
+                                    }
+                                    leader.taking_over.store(false, Ordering::Release);
+                                });
+                                this.tasks.lock().expect("tasks lock").push(task);
                             }
                         }
                         Ok(false) if this.is_leader() => this.step_down("another host holds the lease").await,

@@ -181,6 +181,8 @@ pub struct Projections {
     host_id: String,
     /// Whether this host holds the lease and runs the projections.
     leader: AtomicBool,
+    /// A takeover is under way.
+    taking_over: AtomicBool,
 }
 
 impl Projections {
@@ -205,6 +207,7 @@ impl Projections {
             leases: cluster.leases,
             host_id: cluster.host_id,
             leader: AtomicBool::new(false),
+            taking_over: AtomicBool::new(false),
         });
         let mut activations = registry.activations();
         this.elect().await?;
