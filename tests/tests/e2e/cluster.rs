@@ -1,7 +1,8 @@
 //! Three real `cairn serve` processes on loopback ports sharing one PostgreSQL schema: commands
-//! spread across them land exactly once (idempotency keys hold across hosts), a deploy through
-//! one is served by all three within a second, and killing the host that runs the projections
-//! moves them to another within five seconds with nothing lost or doubled in the read model.
+//! spread across them land exactly once (idempotency keys hold across hosts), one stream changed
+//! through all three at once stays consistent, a deploy and a rollback through one are served by
+//! all three within a second, and killing the host that runs the projections moves them to
+//! another within five seconds with nothing lost or doubled in the read model.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -113,6 +114,43 @@ async fn three_hosts_share_commands_deploys_and_projections_and_survive_the_deat
             let stats = dashboard(host, user, last).await;
             assert_eq!(stats["total_orders"], *orders, "{user} through {}: {stats}", host.base);
             assert_eq!(stats["lifetime_value_cents"], *cents, "{user} through {}: {stats}", host.base);
+        }
+    }
+
+    // One stream changed through all three hosts at once: optimistic concurrency holds across
+    // hosts (every accepted change once, contiguous versions, each decided on the latest state).
+    let first = hosts[0].as_ref().unwrap();
+    let (status, created) = first
+        .post("/v1/domains/carriers/commands/register-carrier", json!({"name": "Acme", "email": "e0@acme.io"}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["aggregate_id"].as_str().unwrap().to_string();
+    let changes = (1..=24u64).map(|i| {
+        let host = hosts[(i % 3) as usize].as_ref().unwrap();
+        let id = id.clone();
+        async move {
+            host.post(
+                "/v1/domains/carriers/commands/change-carrier-email",
+                json!({"carrier_id": id, "email": format!("e{i}@acme.io")}),
+            )
+            .await
+        }
+    });
+    let mut accepted = std::collections::BTreeSet::new();
+    for (status, reply) in futures::future::join_all(changes).await {
+        match status {
+            200 => assert!(accepted.insert(reply["events"][0]["data"]["new_email"].as_str().unwrap().to_string())),
+            409 => assert_eq!(reply["code"], "concurrency-conflict"),
+            other => panic!("unexpected {other}: {reply}"),
+        }
+    }
+    let (_, page) = first.get(&format!("/v1/domains/carriers/streams/carrier-{id}?limit=1000")).await;
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1 + accepted.len(), "one event per accepted change, plus the registration");
+    for (i, pair) in events.windows(2).enumerate() {
+        assert_eq!(pair[1]["version"], i as u64 + 2, "contiguous versions");
+        if i > 0 {
+            assert_eq!(pair[0]["data"]["new_email"], pair[1]["data"]["old_email"], "decided on the latest state");
         }
     }
 

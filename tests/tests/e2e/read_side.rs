@@ -150,6 +150,9 @@ async fn a_projector_that_traps_stops_only_its_projection_with_the_error_visible
     let host = start(ORDERS_COMPONENT).await;
     create(&host, "fine", 100).await;
     host.deploy(ORDERS_FAULTY_COMPONENT, "").await.unwrap().expect(201);
+    // The runners take the new version over just after the activation: until then the previous
+    // version (which does not trap) would project the next event.
+    wait_projections(&host, |all| all.iter().all(|g| g["plugin_version"] == "0.4.0")).await;
     let (trap_id, trap_position) = create(&host, "trap-me", 4200).await;
     let (_, after) = create(&host, "fine", 300).await;
 
