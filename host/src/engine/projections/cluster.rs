@@ -2,8 +2,8 @@
 //! the one holding the `projections` lease; the others follow the stored generations to answer
 //! queries (which generation serves, its checkpoint, the plugin version that built it).
 //!
-//! The holder renews the lease every second for three; when it dies another host takes the
-//! lease within a second of its expiry (at once when the holder shuts down cleanly and releases
+//! The holder renews the lease every half second for two and a half; when it dies another host
+//! takes the lease within half a second of its expiry (at once when the holder shuts down cleanly and releases
 //! it) and resumes every generation from its stored checkpoint. A holder that cannot renew in
 //! time stops its runners. Even two runners of one generation at once (a paused holder waking
 //! up after losing its lease) cannot apply an event twice: checkpoints commit as a
@@ -25,9 +25,9 @@ use crate::store::{Leases, StoreError};
 /// The lease the runners' host holds.
 pub const LEASE: &str = "projections";
 /// How long a lease lasts without renewal.
-const TTL: Duration = Duration::from_secs(3);
+const TTL: Duration = Duration::from_millis(2500);
 /// How often the holder renews and the others try to take it.
-const RENEW: Duration = Duration::from_secs(1);
+const RENEW: Duration = Duration::from_millis(500);
 /// How often a follower re-reads the generations (checkpoints move without notices).
 const FOLLOW: Duration = Duration::from_millis(250);
 
