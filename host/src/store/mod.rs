@@ -234,6 +234,50 @@ pub struct LogSlice {
     pub complete_to: u64,
 }
 
+/// A stream of a domain: `(domain, stream)`.
+pub(crate) type StreamId = (String, String);
+
+/// Where one unit of work's events go, and the heads of its streams after it.
+pub(crate) type Placement = (Vec<AppendedStream>, std::collections::HashMap<StreamId, u64>);
+
+/// Places a unit of work after its streams' current versions (`version_of`, 0 for none), from
+/// `first_position` on; or says why it is refused (a stream named twice, a wrong expected
+/// version). The backends' writers call it once per unit of work of a group commit, with the
+/// versions as they stand after the units placed before it.
+pub(crate) fn place(
+    batch: &AppendBatch,
+    version_of: impl Fn(&StreamId) -> u64,
+    first_position: u64,
+) -> Result<Placement, AppendError> {
+    let mut heads = std::collections::HashMap::new();
+    let mut streams = Vec::with_capacity(batch.streams.len());
+    let mut position = first_position;
+    for append in &batch.streams {
+        let id = (append.domain.clone(), append.stream.clone());
+        if heads.contains_key(&id) {
+            return Err(AppendError::Invalid(format!("stream `{}` appears twice in one unit of work", append.stream)));
+        }
+        let actual = version_of(&id);
+        if !append.expected.admits(actual) {
+            return Err(AppendError::WrongExpectedVersion {
+                stream: append.stream.clone(),
+                expected: append.expected,
+                actual,
+            });
+        }
+        let count = append.events.len() as u64;
+        streams.push(AppendedStream {
+            stream: append.stream.clone(),
+            first_version: actual + 1,
+            first_position: position,
+            count,
+        });
+        position += count;
+        heads.insert(id, actual + count);
+    }
+    Ok((streams, heads))
+}
+
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or_default()

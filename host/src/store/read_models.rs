@@ -231,6 +231,14 @@ pub trait ReadModels: Send + Sync + 'static {
     async fn drop_generation(&self, id: &GenerationId) -> Result<(), StoreError>;
 }
 
+/// The writes of a [`ReadModelTx::write_many`] that count: the last one of each document (as if
+/// all were applied in order), keyed and sorted by `(collection, id)`; `None` deletes.
+pub fn last_writes(
+    writes: &[(String, String, Option<String>)],
+) -> std::collections::BTreeMap<(&str, &str), Option<&str>> {
+    writes.iter().map(|(collection, id, body)| ((collection.as_str(), id.as_str()), body.as_deref())).collect()
+}
+
 /// Most documents one page may hold.
 pub const MAX_PAGE: u32 = 1000;
 /// The page size when the caller asks for 0.

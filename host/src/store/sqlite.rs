@@ -11,7 +11,7 @@
 //! Durability: WAL with `synchronous=FULL`. Group commit pays for the extra fsync, and FULL does
 //! not lose acknowledged commands on power loss (NORMAL may).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::str::FromStr;
@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, StoreError,
-    StoredEvent, now_micros,
+    StoredEvent, StreamId, now_micros, place,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -354,48 +354,24 @@ async fn plan(
             return Ok(Err(AppendError::DuplicateIdempotencyKey(existing)));
         }
     }
-    let mut heads: HashMap<(String, String), u64> = HashMap::new();
-    let mut streams = Vec::with_capacity(batch.streams.len());
-    let mut position = first_position;
-    let mut seen = HashSet::new();
+    // The versions of streams this writer has not seen yet, read inside the write transaction.
     for append in &batch.streams {
         let id = (append.domain.clone(), append.stream.clone());
-        if !seen.insert(id.clone()) {
-            return Ok(Err(AppendError::Invalid(format!(
-                "stream `{}` appears twice in one unit of work",
-                append.stream
-            ))));
+        if !tentative.contains_key(&id) && !cached.contains_key(&id) {
+            let v: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?")
+                    .bind(&append.domain)
+                    .bind(&append.stream)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tentative.insert(id, v as u64);
         }
-        let actual = match tentative.get(&id).or_else(|| cached.get(&id)) {
-            Some(v) => *v,
-            None => {
-                let v: i64 =
-                    sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?")
-                        .bind(&append.domain)
-                        .bind(&append.stream)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                tentative.insert(id.clone(), v as u64);
-                v as u64
-            }
-        };
-        if !append.expected.admits(actual) {
-            return Ok(Err(AppendError::WrongExpectedVersion {
-                stream: append.stream.clone(),
-                expected: append.expected,
-                actual,
-            }));
-        }
-        streams.push(AppendedStream {
-            stream: append.stream.clone(),
-            first_version: actual + 1,
-            first_position: position,
-            count: append.events.len() as u64,
-        });
-        position += append.events.len() as u64;
-        heads.insert(id, actual + append.events.len() as u64);
     }
-    Ok(Ok((streams, heads, position - first_position)))
+    let version_of = |id: &StreamId| tentative.get(id).or_else(|| cached.get(id)).copied().unwrap_or_default();
+    Ok(place(batch, version_of, first_position).map(|(streams, heads)| {
+        let used = streams.iter().map(|s| s.count).sum();
+        (streams, heads, used)
+    }))
 }
 
 fn fail(jobs: Vec<WriteJob>, planned: Vec<Planned>, error: StoreError) -> (Vec<Planned>, StoreError) {

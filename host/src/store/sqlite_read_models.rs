@@ -15,6 +15,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::read_models::{
     Checkpoint, Condition, Cursor, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx, ReadModels,
+    last_writes,
 };
 use super::{StoreError, now_micros};
 
@@ -264,13 +265,8 @@ impl ReadModelTx for SqliteTx {
         writes: &[(String, String, Option<String>)],
     ) -> Result<(), StoreError> {
         // Only the last write to a document counts, so deletes and upserts can go separately.
-        let last: std::collections::HashMap<(&str, &str), usize> =
-            writes.iter().enumerate().map(|(i, (c, id, _))| ((c.as_str(), id.as_str()), i)).collect();
         let mut upserts = Vec::new();
-        for (i, (collection, id, body)) in writes.iter().enumerate() {
-            if last.get(&(collection.as_str(), id.as_str())) != Some(&i) {
-                continue;
-            }
+        for ((collection, id), body) in last_writes(writes) {
             match body {
                 Some(body) => upserts.push((collection, id, body)),
                 None => {

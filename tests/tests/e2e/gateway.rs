@@ -233,8 +233,9 @@ async fn the_rates_domain_records_a_quote_from_the_rate_service_and_rejects_when
     assert!(refused.body["detail"].as_str().unwrap().ends_with("unavailable"), "{refused:#?}");
 }
 
-#[tokio::test]
-async fn a_hundred_concurrent_identical_quotes_ask_the_rate_service_once() {
+/// A rate service on a loopback port answering `price_cents` after `delay`, and how many calls
+/// it has had.
+async fn counting_rate_service(price_cents: u32, delay: Duration) -> (u16, Arc<AtomicU32>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let calls = Arc::new(AtomicU32::new(0));
@@ -245,12 +246,19 @@ async fn a_hundred_concurrent_identical_quotes_ask_the_rate_service_once() {
             let counted = counted.clone();
             async move {
                 counted.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(300)).await; // every request arrives meanwhile
-                axum::Json(json!({"price_cents": 990, "currency": "EUR"}))
+                tokio::time::sleep(delay).await;
+                axum::Json(json!({"price_cents": price_cents, "currency": "EUR"}))
             }
         }),
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, calls)
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_identical_quotes_ask_the_rate_service_once() {
+    // Every request arrives while the first is answered.
+    let (port, calls) = counting_rate_service(990, Duration::from_millis(300)).await;
     let host = TestHost::start_with(&[RATES_COMPONENT], move |config| {
         config.gateway.services.insert("rates".into(), service(port, &["rates"], |_| {}));
         config.limits.max_concurrency = 128;
@@ -281,21 +289,7 @@ async fn two_hosts_sharing_a_redis_cache_share_prices_and_forget_them_together()
         eprintln!("SKIPPED: this suite needs CAIRN_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)");
         return;
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let calls = Arc::new(AtomicU32::new(0));
-    let counted = calls.clone();
-    let app = Router::new().route(
-        "/api/rates",
-        get(move || {
-            let counted = counted.clone();
-            async move {
-                counted.fetch_add(1, Ordering::SeqCst);
-                axum::Json(json!({"price_cents": 777, "currency": "EUR"}))
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (port, calls) = counting_rate_service(777, Duration::ZERO).await;
     let start = || {
         let redis = redis.clone();
         TestHost::start_with(&[RATES_COMPONENT], move |config| {

@@ -5,10 +5,47 @@
 //! (`.ci/run` sets it; without it the build says the PostgreSQL suite is skipped). Each module
 //! sees the backend's host type as `super::TestHost`.
 
+// A failing unwrap is a failing test.
 #![allow(clippy::unwrap_used)]
-// a failing unwrap is a failing test
 // Each suite file is compiled once per backend on purpose (`on_sqlite`, `on_postgres`).
 #![allow(clippy::duplicate_mod)]
+
+/// Declares, in the module that invokes it, the suites that run on every backend (each file is
+/// compiled once per backend; the invoking module defines `TestHost`).
+macro_rules! suites_on_every_backend {
+    () => {
+        #[path = "async_commands.rs"]
+        mod async_commands;
+        #[path = "batches.rs"]
+        mod batches;
+        #[path = "commands.rs"]
+        mod commands;
+        #[path = "components.rs"]
+        mod components;
+        #[path = "concurrency.rs"]
+        mod concurrency;
+        #[path = "faults.rs"]
+        mod faults;
+        #[path = "gateway.rs"]
+        mod gateway;
+        #[path = "handlers.rs"]
+        mod handlers;
+        #[path = "hostile.rs"]
+        mod hostile;
+        #[path = "hot_swap.rs"]
+        mod hot_swap;
+        #[path = "idempotency.rs"]
+        mod idempotency;
+        #[path = "outbox.rs"]
+        mod outbox;
+        #[path = "read_side.rs"]
+        mod read_side;
+        #[path = "restart.rs"]
+        mod restart;
+        #[path = "versions.rs"]
+        mod versions;
+    };
+}
 
 #[cfg(postgres_suite)]
 mod on_postgres;

@@ -61,11 +61,8 @@ impl Projections {
         self.leader.load(Ordering::Acquire)
     }
 
-    /// The host holding the projections lease, when it is not this one.
-    pub async fn leader_elsewhere(&self) -> Option<String> {
-        if self.is_leader() {
-            return None;
-        }
+    /// The host holding the projections lease now, if it can be told.
+    pub(super) async fn lease_holder(&self) -> Option<String> {
         self.leases.holder(LEASE).await.ok().flatten()
     }
 
@@ -195,8 +192,7 @@ impl Projections {
             let generation = known.remove(&row.id).unwrap_or_else(|| Generation::new(&row));
             generation.halt();
             generation.building.store(row.role == GenerationRole::Building, Ordering::Release);
-            generation.stored.store(row.position, Ordering::Release);
-            generation.advance(row.position, 0);
+            generation.take_stored(row.position);
             generation.set_state(RunState::Elsewhere);
             if generation.plugin().is_none_or(|p| p.version() != row.plugin_version) {
                 match self.registry.load_version(&row.id.domain, &row.plugin_version).await {

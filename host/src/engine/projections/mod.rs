@@ -133,12 +133,17 @@ impl Generation {
         let Ok(rows) = models.generations().await else { return true };
         match rows.into_iter().find(|row| row.id == self.id) {
             Some(row) if row.role != GenerationRole::Retired => {
-                self.stored.store(row.position, Ordering::Release);
-                self.advance(row.position, 0);
+                self.take_stored(row.position);
                 true
             }
             _ => false,
         }
+    }
+
+    /// Takes a checkpoint read from the store as where this generation is.
+    fn take_stored(&self, position: u64) {
+        self.stored.store(position, Ordering::Release);
+        self.advance(position, 0);
     }
 
     fn set_state(&self, state: RunState) {
@@ -433,12 +438,9 @@ impl Projections {
     /// queries keep reading the active generation until the new one has caught up.
     /// Refused while a generation is being built (a new version's or an earlier rebuild).
     pub async fn rebuild(self: &Arc<Self>, domain: &str, name: &str) -> Result<Rebuild, StoreError> {
-        if !self.is_leader() {
-            return Ok(Rebuild::Elsewhere(self.leader_elsewhere().await));
-        }
         let _serialised = self.changes.lock().await;
         if !self.is_leader() {
-            return Ok(Rebuild::Elsewhere(None));
+            return Ok(Rebuild::Elsewhere(self.lease_holder().await));
         }
         let key = (domain.to_string(), name.to_string());
         let (active, building) = {

@@ -110,19 +110,29 @@ const BARE_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// Commits a checkpoint with no documents (over events the projection skipped). A refusal (the
 /// checkpoint moved) only means another runner got further; the next batch resyncs.
 async fn store_checkpoint(projections: &Projections, generation: &Generation, to: u64) {
-    let expected = generation.stored.load(std::sync::atomic::Ordering::Acquire);
-    if to <= expected {
+    if to <= generation.stored.load(std::sync::atomic::Ordering::Acquire) {
         return;
     }
-    let checkpoint = Checkpoint { generation: generation.id.clone(), expected, position: to };
     let committed = match projections.models.write().await {
-        Ok(tx) => tx.commit(Some(checkpoint)).await,
+        Ok(tx) => commit_to(generation, tx, to).await,
         Err(e) => Err(e),
     };
-    match committed {
-        Ok(()) => generation.stored.store(to, std::sync::atomic::Ordering::Release),
-        Err(e) => tracing::debug!(projection = %generation.id.name, error = %e, "storing a checkpoint failed"),
+    if let Err(e) = committed {
+        tracing::debug!(projection = %generation.id.name, error = %e, "storing a checkpoint failed");
     }
+}
+
+/// Commits `tx` with the checkpoint moved from where this runner last stored it to `to` (a
+/// compare-and-set: see [`Checkpoint`]), and remembers the new one.
+async fn commit_to(
+    generation: &Generation,
+    tx: Box<dyn crate::store::ReadModelTx>,
+    to: u64,
+) -> Result<(), crate::store::StoreError> {
+    let expected = generation.stored.load(std::sync::atomic::Ordering::Acquire);
+    tx.commit(Some(Checkpoint { generation: generation.id.clone(), expected, position: to })).await?;
+    generation.stored.store(to, std::sync::atomic::Ordering::Release);
+    Ok(())
 }
 
 /// The event types the projection reads; `None` for all.
@@ -186,12 +196,8 @@ async fn apply(
     }
     match outcome {
         Ok(Ok(())) => {
-            let expected = generation.stored.load(std::sync::atomic::Ordering::Acquire);
-            let checkpoint = Checkpoint { generation: generation.id.clone(), expected, position: to };
             let tx = access.finish().await.map_err(|e| store_failure(e.0))?;
-            tx.commit(Some(checkpoint)).await.map_err(|e| store_failure(e.0))?;
-            generation.stored.store(to, std::sync::atomic::Ordering::Release);
-            Ok(())
+            commit_to(generation, tx, to).await.map_err(|e| store_failure(e.0))
         }
         Ok(Err(failure)) => Err(Failure { message: failure.message, position: failure.position, store: false }),
         Err(fault) => Err(Failure { message: fault.to_string(), position: None, store: false }),

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::PgStore;
 use crate::store::{
-    AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, StoreError,
-    StoredEvent, now_micros,
+    AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, Placement,
+    StoreError, StoredEvent, StreamId, now_micros, place,
 };
 
 /// Most appends gathered into one transaction.
@@ -96,7 +96,7 @@ impl EventStore for PgStore {
             return Ok(LogSlice { events: Vec::new(), complete_to: after });
         }
         let rows = sqlx::query(&format!(
-            "SELECT h.position AS head, e.* FROM event_log_head h LEFT JOIN LATERAL ( \
+            "SELECT e.*, h.position AS head FROM event_log_head h LEFT JOIN LATERAL ( \
                 SELECT {EVENT_COLUMNS} FROM events WHERE domain = $1 AND position > $2 AND position <= h.position \
                 ORDER BY position LIMIT $3) e ON TRUE"
         ))
@@ -106,20 +106,9 @@ impl EventStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         let head = rows.first().map(|r| r.get::<i64, _>("head") as u64).unwrap_or_default();
-        let events: Vec<StoredEvent> = rows
-            .iter()
-            .filter(|r| r.get::<Option<i64>, _>("position").is_some())
-            .map(|r| StoredEvent {
-                domain: r.get("domain"),
-                stream: r.get("stream"),
-                version: r.get::<i64, _>("version") as u64,
-                position: r.get::<i64, _>("position") as u64,
-                event_type: r.get("event_type"),
-                data: r.get("data"),
-                metadata: r.get("metadata"),
-                recorded_at_micros: r.get("recorded_at"),
-            })
-            .collect();
+        // Without events the one row has the head and no event (the LEFT JOIN's NULLs).
+        let events: Vec<StoredEvent> =
+            rows.iter().filter(|r| r.get::<Option<i64>, _>("position").is_some()).map(stored_event).collect();
         let complete_to = match events.last() {
             Some(last) if events.len() == limit as usize => last.position,
             _ => head.max(after),
@@ -207,11 +196,7 @@ impl Writer {
         match self.try_commit(&batches).await {
             Ok((verdicts, last)) => {
                 if let Some(last) = last {
-                    self.head.send_if_modified(|h| {
-                        let moved = last > *h;
-                        *h = (*h).max(last);
-                        moved
-                    });
+                    super::raise(&self.head, last);
                 }
                 for (reply, verdict) in jobs.into_iter().zip(verdicts) {
                     let _ = reply.send(verdict);
@@ -300,45 +285,18 @@ async fn stream_versions(
 }
 
 /// Checks one batch against the versions and keys so far: its placement, or why it is refused.
-#[allow(clippy::type_complexity)]
 fn plan(
     batch: &AppendBatch,
-    versions: &HashMap<(String, String), u64>,
-    keys: &HashMap<(String, String), IdempotencyRecord>,
+    versions: &HashMap<StreamId, u64>,
+    keys: &HashMap<StreamId, IdempotencyRecord>,
     first_position: u64,
-) -> Result<(Vec<AppendedStream>, HashMap<(String, String), u64>), AppendError> {
+) -> Result<Placement, AppendError> {
     if let Some(record) = &batch.idempotency
         && let Some(existing) = keys.get(&(record.scope.clone(), record.key.clone()))
     {
         return Err(AppendError::DuplicateIdempotencyKey(existing.clone()));
     }
-    let mut heads = HashMap::new();
-    let mut streams = Vec::with_capacity(batch.streams.len());
-    let mut position = first_position;
-    for append in &batch.streams {
-        let id = (append.domain.clone(), append.stream.clone());
-        if heads.contains_key(&id) {
-            return Err(AppendError::Invalid(format!("stream `{}` appears twice in one unit of work", append.stream)));
-        }
-        let actual = versions.get(&id).copied().unwrap_or_default();
-        if !append.expected.admits(actual) {
-            return Err(AppendError::WrongExpectedVersion {
-                stream: append.stream.clone(),
-                expected: append.expected,
-                actual,
-            });
-        }
-        let count = append.events.len() as u64;
-        streams.push(AppendedStream {
-            stream: append.stream.clone(),
-            first_version: actual + 1,
-            first_position: position,
-            count,
-        });
-        position += count;
-        heads.insert(id, actual + count);
-    }
-    Ok((streams, heads))
+    place(batch, |id| versions.get(id).copied().unwrap_or_default(), first_position)
 }
 
 /// Writes the accepted events, outbox messages and idempotency records: one statement each,

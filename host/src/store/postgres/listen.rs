@@ -80,8 +80,8 @@ pub(super) async fn start(pool: PgPool, head: watch::Sender<u64>) -> Result<Noti
                     bump(&counters.generations);
                 }
             }
-            if head.is_closed() && counters.registry.is_closed() && counters.generations.is_closed() {
-                break;
+            if head.is_closed() {
+                break; // the store is gone
             }
         }
     });
@@ -90,10 +90,6 @@ pub(super) async fn start(pool: PgPool, head: watch::Sender<u64>) -> Result<Noti
 
 async fn refresh_head(pool: &PgPool, head: &watch::Sender<u64>) {
     if let Ok(position) = sqlx::query_scalar::<_, i64>("SELECT position FROM event_log_head").fetch_one(pool).await {
-        head.send_if_modified(|h| {
-            let moved = position as u64 > *h;
-            *h = (*h).max(position as u64);
-            moved
-        });
+        super::raise(head, position as u64);
     }
 }

@@ -107,6 +107,16 @@ impl PgStore {
     }
 }
 
+/// Moves the published head forward to `position` (never back: this host's commits and other
+/// hosts' notices arrive in any order), waking its followers only when it moved.
+fn raise(head: &watch::Sender<u64>, position: u64) {
+    head.send_if_modified(|h| {
+        let moved = position > *h;
+        *h = (*h).max(position);
+        moved
+    });
+}
+
 /// A pool whose connections use `settings.schema`, created first if missing.
 async fn connect(settings: &PgSettings, size: u32) -> Result<PgPool> {
     let mut options = PgConnectOptions::from_str(&settings.url).context("reading the PostgreSQL URL")?;

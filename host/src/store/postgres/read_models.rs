@@ -10,8 +10,6 @@
 //! numbers (booleans as 0 and 1), then strings, ties broken by id in byte order. One difference:
 //! arrays and objects compare as `jsonb` values, not as JSON text.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgRow};
@@ -19,7 +17,7 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::store::read_models::{
     Checkpoint, Condition, Cursor, DEFAULT_PAGE, Find, GenerationId, GenerationRole, GenerationRow, MAX_PAGE, Page,
-    ReadModelTx, ReadModels,
+    ReadModelTx, ReadModels, last_writes,
 };
 use crate::store::{StoreError, now_micros};
 
@@ -307,8 +305,7 @@ impl ReadModelTx for PgTx {
         namespace: &str,
         writes: &[(String, String, Option<String>)],
     ) -> Result<(), StoreError> {
-        let last: BTreeMap<(&str, &str), Option<&str>> =
-            writes.iter().map(|(c, id, body)| ((c.as_str(), id.as_str()), body.as_deref())).collect();
+        let last = last_writes(writes);
         let (mut collections, mut ids, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gone_collections, mut gone_ids) = (Vec::new(), Vec::new());
         for ((collection, id), body) in last {
