@@ -101,6 +101,16 @@ pub struct AppendBatch {
     pub outbox: Vec<outbox::NewOutboxMessage>,
 }
 
+impl AppendBatch {
+    /// Refuses a malformed unit of work before any backend queues it.
+    pub(crate) fn check(&self) -> Result<(), AppendError> {
+        if self.streams.is_empty() || self.streams.iter().any(|s| s.events.is_empty()) {
+            return Err(AppendError::Invalid("a unit of work needs at least one event per stream".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Where one stream's events landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendedStream {

@@ -108,6 +108,17 @@ pub struct Checkpoint {
     pub position: u64,
 }
 
+impl Checkpoint {
+    /// The error when the compare failed: the generation was dropped or retired meanwhile, or
+    /// another runner moved it. Nothing of the transaction is written.
+    pub fn moved(&self) -> StoreError {
+        StoreError(format!(
+            "checkpoint moved: generation {} of `{}` is gone, retired or no longer at {}",
+            self.generation.generation, self.generation.name, self.expected
+        ))
+    }
+}
+
 /// Names one generation of one projection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GenerationId {

@@ -299,25 +299,22 @@ impl ReadModelTx for SqliteTx {
     }
 
     async fn commit(mut self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
-        if let Some(Checkpoint { generation: id, expected, position }) = checkpoint {
+        if let Some(checkpoint) = checkpoint {
+            let Checkpoint { generation: id, expected, position } = &checkpoint;
             let updated = sqlx::query(
                 "UPDATE projection_generations SET position = ?, updated_at = ? \
                  WHERE domain = ? AND name = ? AND generation = ? AND position = ? AND role != 'retired'",
             )
-            .bind(position as i64)
+            .bind(*position as i64)
             .bind(now_micros())
             .bind(&id.domain)
             .bind(&id.name)
             .bind(id.generation as i64)
-            .bind(expected as i64)
+            .bind(*expected as i64)
             .execute(&mut *self.0)
             .await?;
             if updated.rows_affected() != 1 {
-                // Dropped or retired meanwhile, or another runner moved it: write nothing.
-                return Err(StoreError(format!(
-                    "checkpoint moved: generation {} of `{}` is gone, retired or no longer at {expected}",
-                    id.generation, id.name
-                )));
+                return Err(checkpoint.moved());
             }
         }
         self.0.commit().await?;

@@ -48,9 +48,7 @@ impl EventStore for PgStore {
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError> {
-        if batch.streams.is_empty() || batch.streams.iter().any(|s| s.events.is_empty()) {
-            return Err(AppendError::Invalid("a unit of work needs at least one event per stream".into()));
-        }
+        batch.check()?;
         let (reply, answer) = oneshot::channel();
         let gone = || AppendError::Store(StoreError("the PostgreSQL writer has stopped".into()));
         self.writer.send(WriteJob { batch, reply }).await.map_err(|_| gone())?;

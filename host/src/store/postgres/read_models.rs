@@ -367,25 +367,23 @@ impl ReadModelTx for PgTx {
     /// to the commit, which publishes the documents and the checkpoint in one go. Nothing of a
     /// transaction whose compare failed commits.
     async fn commit(mut self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
-        if let Some(Checkpoint { generation: id, expected, position }) = checkpoint {
+        if let Some(checkpoint) = checkpoint {
+            let Checkpoint { generation: id, expected, position } = &checkpoint;
             let updated = sqlx::query(
                 "UPDATE projection_generations SET position = $1, updated_at = $2 \
                  WHERE domain = $3 AND name = $4 AND generation = $5 AND position = $6 AND role <> 'retired'",
             )
-            .bind(position as i64)
+            .bind(*position as i64)
             .bind(now_micros())
             .bind(&id.domain)
             .bind(&id.name)
             .bind(id.generation as i64)
-            .bind(expected as i64)
+            .bind(*expected as i64)
             .execute(&mut *self.0)
             .await?;
             if updated.rows_affected() != 1 {
                 self.0.rollback().await?;
-                return Err(StoreError(format!(
-                    "checkpoint moved: generation {} of `{}` is gone, retired or no longer at {expected}",
-                    id.generation, id.name
-                )));
+                return Err(checkpoint.moved());
             }
         }
         self.0.commit().await?;
