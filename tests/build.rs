@@ -24,6 +24,7 @@ const BUILDS: &[Build] = &[
     Build { name: "big-memory", package: "big-memory", features: "", folder: "tests/guests/big-memory" },
     Build { name: "overreach", package: "overreach", features: "", folder: "tests/guests/overreach" },
     Build { name: "gateway-probe", package: "gateway-probe", features: "", folder: "tests/guests/gateway-probe" },
+    Build { name: "escapee", package: "escapee", features: "", folder: "tests/guests/escapee" },
     Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {
@@ -32,6 +33,19 @@ const BUILDS: &[Build] = &[
         features: "carriers/incompatible",
         folder: "plugins/carriers",
     },
+    Build {
+        name: "escapee-long-version",
+        package: "escapee",
+        features: "escapee/long-version",
+        folder: "tests/guests/escapee",
+    },
+    Build {
+        name: "escapee-sleepy-describe",
+        package: "escapee",
+        features: "escapee/sleepy-describe",
+        folder: "tests/guests/escapee",
+    },
+    Build { name: "escapee-sockets", package: "escapee", features: "escapee/sockets", folder: "tests/guests/escapee" },
     Build { name: "orders-next", package: "orders", features: "orders/next", folder: "plugins/orders" },
     Build { name: "orders-faulty", package: "orders", features: "orders/faulty", folder: "plugins/orders" },
 ];

@@ -14,6 +14,7 @@ pub mod http;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,13 +1,14 @@
 //! Plugin log lines reach the host's `tracing` output with the domain, the plugin version and
 //! the export as fields, inside the request's span (so with its request id); an oversized line
-//! is cut to `limits.max_log_line_bytes` and says so.
+//! is cut to `limits.max_log_line_bytes` and says so; one call's lines stop at
+//! `limits.max_log_kib_per_call`.
 
 #![allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use cairn_tests::{FAULTY_COMPONENT, HOSTILE_COMPONENT, TestHost};
+use cairn_tests::{ESCAPEE_COMPONENT, FAULTY_COMPONENT, HOSTILE_COMPONENT, TestHost};
 use serde_json::{Value, json};
 
 /// Collects everything the subscriber writes.
@@ -42,9 +43,12 @@ async fn plugin_logs_carry_domain_version_export_and_request_id_and_are_capped()
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let host = TestHost::start_with(&[FAULTY_COMPONENT, HOSTILE_COMPONENT], |c| c.limits.max_log_line_bytes = 1024)
-        .await
-        .unwrap();
+    let host = TestHost::start_with(&[FAULTY_COMPONENT, HOSTILE_COMPONENT, ESCAPEE_COMPONENT], |c| {
+        c.limits.max_log_line_bytes = 1024;
+        c.limits.max_log_kib_per_call = 16;
+    })
+    .await
+    .unwrap();
     let reply = host.command("faulty", "hog", json!({"id": "g", "mib": 1})).await.unwrap();
     reply.expect(201);
     let request_id = reply.headers["x-request-id"].to_str().unwrap().to_string();
@@ -61,4 +65,15 @@ async fn plugin_logs_carry_domain_version_export_and_request_id_and_are_capped()
     let shout = lines.iter().find(|l| l["fields"]["domain"] == "hostile").expect("the shouted line");
     assert_eq!(shout["fields"]["truncated"], true);
     assert!(shout["fields"]["message"].as_str().unwrap().len() <= 1024, "cut to the cap");
+
+    // One call writes at most `limits.max_log_kib_per_call` (16 KiB) in all: 1,000 lines of 1 KiB
+    // leave at most 16 lines and one warning naming the limit; the command itself succeeds.
+    host.command("escapee", "chatter", json!({"id": "c", "lines": 1000, "kib": 1})).await.unwrap().expect(201);
+    let lines = plugin_lines(&captured);
+    let chatter: Vec<&Value> = lines.iter().filter(|l| l["fields"]["domain"] == "escapee").collect();
+    let warnings: Vec<&&Value> =
+        chatter.iter().filter(|l| l["fields"]["limit"] == "limits.max_log_kib_per_call").collect();
+    assert_eq!(warnings.len(), 1, "one warning says the budget is spent");
+    assert!(chatter.len() <= 17, "{} lines from one call", chatter.len());
+    assert!(chatter.len() >= 10, "lines within the budget are kept: {}", chatter.len());
 }

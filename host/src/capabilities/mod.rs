@@ -3,6 +3,7 @@
 //! A capability never knows which store backend it is talking to.
 
 pub mod cache;
+pub mod deadline;
 pub mod event_store;
 pub mod gateway;
 pub mod log;

@@ -26,6 +26,14 @@ pub struct LimitsConfig {
     pub max_event_kib: usize,
     /// Longest plugin log line kept, in bytes.
     pub max_log_line_bytes: usize,
+    /// Plugin log bytes one call may write in all, in KiB; later lines are dropped.
+    pub max_log_kib_per_call: usize,
+    /// Most data a plugin may hand the host in one host call, in MiB.
+    pub max_host_call_mib: usize,
+    /// Longest stream name a plugin may use, in bytes.
+    pub max_stream_name_bytes: usize,
+    /// Longest plugin version, in bytes.
+    pub max_version_bytes: usize,
     /// Wasm stack cap, in KiB (engine-wide: not overridable per domain).
     pub stack_kib: usize,
     /// Plugin instances alive at once across the host (engine-wide).
@@ -44,6 +52,10 @@ impl Default for LimitsConfig {
             max_events_per_decision: limits.max_events_per_decision,
             max_event_kib: limits.max_event_bytes >> 10,
             max_log_line_bytes: limits.max_log_line_bytes,
+            max_log_kib_per_call: limits.max_log_bytes_per_call >> 10,
+            max_host_call_mib: limits.max_host_call_bytes >> 20,
+            max_stream_name_bytes: limits.max_stream_name_bytes,
+            max_version_bytes: limits.max_version_bytes,
             stack_kib: engine.stack_bytes >> 10,
             max_instances: engine.max_instances,
         }
@@ -74,6 +86,10 @@ pub struct LimitsOverride {
     pub max_event_kib: Option<usize>,
     /// See [`LimitsConfig::max_log_line_bytes`].
     pub max_log_line_bytes: Option<usize>,
+    /// See [`LimitsConfig::max_log_kib_per_call`].
+    pub max_log_kib_per_call: Option<usize>,
+    /// See [`LimitsConfig::max_host_call_mib`].
+    pub max_host_call_mib: Option<usize>,
 }
 
 impl LimitsConfig {
@@ -86,6 +102,8 @@ impl LimitsConfig {
             max_events_per_decision: o.max_events_per_decision.unwrap_or(self.max_events_per_decision),
             max_event_kib: o.max_event_kib.unwrap_or(self.max_event_kib),
             max_log_line_bytes: o.max_log_line_bytes.unwrap_or(self.max_log_line_bytes),
+            max_log_kib_per_call: o.max_log_kib_per_call.unwrap_or(self.max_log_kib_per_call),
+            max_host_call_mib: o.max_host_call_mib.unwrap_or(self.max_host_call_mib),
             ..self.clone()
         }
     }
@@ -99,6 +117,9 @@ impl LimitsConfig {
             ("max_events_per_decision", self.max_events_per_decision == 0),
             ("max_event_kib", self.max_event_kib == 0),
             ("max_instances", self.max_instances == 0),
+            ("max_host_call_mib", self.max_host_call_mib == 0),
+            ("max_stream_name_bytes", self.max_stream_name_bytes == 0),
+            ("max_version_bytes", self.max_version_bytes < 5),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             bail!("{section}.{key} must be positive");
@@ -117,6 +138,10 @@ impl LimitsConfig {
             max_events_per_decision: self.max_events_per_decision,
             max_event_bytes: self.max_event_kib << 10,
             max_log_line_bytes: self.max_log_line_bytes,
+            max_log_bytes_per_call: self.max_log_kib_per_call << 10,
+            max_host_call_bytes: self.max_host_call_mib << 20,
+            max_stream_name_bytes: self.max_stream_name_bytes,
+            max_version_bytes: self.max_version_bytes,
         }
     }
 

@@ -111,9 +111,10 @@ pub(super) async fn handle_off_executor(
         Err(HandleError::UnknownCommand(message)) => {
             Err(contract(&plugin, format!("declared a command it does not handle: {message}")))
         }
-        Err(HandleError::Failed(message)) => match unit.store_failure() {
-            Some(cause) => Err(CommandError::Store(StoreError(cause.to_string()))),
-            None => Err(contract(&plugin, format!("the handler failed: {message}"))),
+        Err(HandleError::Failed(message)) => match (unit.store_failure(), unit.refused_stream()) {
+            (Some(cause), _) => Err(CommandError::Store(StoreError(cause.to_string()))),
+            (None, Some(refusal)) => Err(CommandError::InvalidStream(refusal.to_string())),
+            (None, None) => Err(contract(&plugin, format!("the handler failed: {message}"))),
         },
     }
 }

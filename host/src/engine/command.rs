@@ -67,10 +67,10 @@ pub(super) struct Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// No plugin serves the domain.
-    #[error("no domain `{0}` is deployed")]
+    #[error("no domain `{}` is deployed", crate::text::quote(.0))]
     UnknownDomain(String),
     /// The domain has no such command.
-    #[error("domain `{domain}` has no command `{command}`")]
+    #[error("domain `{}` has no command `{}`", crate::text::quote(.domain), crate::text::quote(.command))]
     UnknownCommand {
         /// Domain.
         domain: String,
@@ -97,7 +97,7 @@ pub enum CommandError {
         attempts: u32,
     },
     /// The idempotency key was used for a different request.
-    #[error("the Idempotency-Key `{0}` was already used for a different request")]
+    #[error("the Idempotency-Key `{}` was already used for a different request", crate::text::quote(.0))]
     IdempotencyKeyReused(String),
     /// The plugin trapped or ran out of a limit.
     #[error(transparent)]
@@ -135,6 +135,10 @@ pub enum CommandError {
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A handler tried to write a stream the naming rule refuses (the id usually came from the
+    /// payload); nothing was written.
+    #[error("{0}")]
+    InvalidStream(String),
     /// A command of a batch failed; nothing of the batch was written.
     #[error("command {index} of the batch (`{command}`) failed: {error}")]
     BatchFailed {
@@ -373,6 +377,7 @@ impl CommandEngine {
             tokio::runtime::Handle::current(),
             plugin.limits.max_events_per_decision,
         )
+        .for_streams_of(&plugin.info.aggregates, plugin.limits.max_stream_name_bytes)
         .with_prior(prior.to_vec());
         let handle = HandleRequest {
             command: request.command.clone(),

@@ -37,10 +37,10 @@ pub struct QueryAnswer {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryFailure {
     /// No active plugin for the domain.
-    #[error("no domain `{0}`")]
+    #[error("no domain `{}`", crate::text::quote(.0))]
     UnknownDomain(String),
     /// The domain has no such query.
-    #[error("domain `{domain}` has no query `{query}`")]
+    #[error("domain `{}` has no query `{}`", crate::text::quote(.domain), crate::text::quote(.query))]
     UnknownQuery {
         /// The domain.
         domain: String,

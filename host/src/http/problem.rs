@@ -124,6 +124,8 @@ impl From<CommandError> for Problem {
                 );
                 Problem { detail, ..inner }.with("failed_index", index).with("failed_command", command)
             }
+            E::InvalidStream(message) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-stream", message)
+                .with("limit", crate::runtime::limit_names::STREAM_NAME),
             E::Store(cause) => {
                 tracing::error!(%cause, "event store failure");
                 Problem::new(
@@ -140,7 +142,9 @@ impl From<crate::runtime::PluginFault> for Problem {
     fn from(fault: crate::runtime::PluginFault) -> Self {
         let (status, code) = match fault.kind {
             FaultKind::Deadline => (StatusCode::GATEWAY_TIMEOUT, "deadline-exceeded"),
-            FaultKind::Memory | FaultKind::Stack => (StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded"),
+            FaultKind::Memory | FaultKind::Stack | FaultKind::HostCall => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "limit-exceeded")
+            }
             FaultKind::Trap => (StatusCode::INTERNAL_SERVER_ERROR, "plugin-trapped"),
         };
         let mut problem = Problem::new(status, code, fault.to_string())

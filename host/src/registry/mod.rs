@@ -83,10 +83,10 @@ pub enum RegistryError {
         report: ReplayReport,
     },
     /// No such domain (404).
-    #[error("no domain `{0}` has been deployed")]
+    #[error("no domain `{}` has been deployed", crate::text::quote(.0))]
     UnknownDomain(String),
     /// No such version (404).
-    #[error("`{domain}` has no version `{selector}`")]
+    #[error("`{}` has no version `{}`", crate::text::quote(.domain), crate::text::quote(.selector))]
     UnknownVersion {
         /// The domain.
         domain: String,
@@ -94,7 +94,7 @@ pub enum RegistryError {
         selector: String,
     },
     /// Nothing to roll back to (409).
-    #[error("`{0}` has no previously active version to roll back to")]
+    #[error("`{}` has no previously active version to roll back to", crate::text::quote(.0))]
     NoPreviousVersion(String),
     /// The store failed (503).
     #[error(transparent)]

@@ -24,6 +24,14 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Longest log line kept; the rest is cut off.
     pub max_log_line_bytes: usize,
+    /// Log bytes one call may write in all; later lines are dropped (and counted).
+    pub max_log_bytes_per_call: usize,
+    /// Most bytes a plugin may hand the host in one host call (wasmtime's hostcall fuel).
+    pub max_host_call_bytes: usize,
+    /// Longest stream name a plugin may write to or read.
+    pub max_stream_name_bytes: usize,
+    /// Longest plugin version (a semantic version) the host accepts.
+    pub max_version_bytes: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +43,10 @@ impl Default for Limits {
             max_events_per_decision: 1_000,
             max_event_bytes: 1 << 20,
             max_log_line_bytes: 16 << 10,
+            max_log_bytes_per_call: 64 << 10,
+            max_host_call_bytes: 128 << 20,
+            max_stream_name_bytes: 200,
+            max_version_bytes: 64,
         }
     }
 }
@@ -92,4 +104,12 @@ pub mod names {
     pub const EVENTS: &str = "limits.max_events_per_decision";
     /// `limits.max_event_kib`
     pub const EVENT_BYTES: &str = "limits.max_event_kib";
+    /// `limits.max_log_kib_per_call`
+    pub const LOG_BYTES: &str = "limits.max_log_kib_per_call";
+    /// `limits.max_host_call_mib`
+    pub const HOST_CALL: &str = "limits.max_host_call_mib";
+    /// `limits.max_stream_name_bytes`
+    pub const STREAM_NAME: &str = "limits.max_stream_name_bytes";
+    /// `limits.max_version_bytes`
+    pub const VERSION: &str = "limits.max_version_bytes";
 }

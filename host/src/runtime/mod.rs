@@ -2,6 +2,7 @@
 //! linker with the capabilities a plugin may import, the on-disk cache of compiled components,
 //! and [`Plugin`]: one loaded, pre-instantiated plugin version. Knows nothing of HTTP or SQL.
 
+mod clocks;
 mod compile_cache;
 mod describe;
 mod limits;
@@ -22,6 +23,11 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub use self::limits::{EngineLimits, Limits, LimitsPolicy, names as limit_names};
 pub use self::plugin::{FaultKind, Grants, Plugin, PluginFault};
 pub use self::state::HostState;
+
+/// The interfaces a plugin may import (by package prefix). Anything else is refused at deploy,
+/// naming the import, even where the linker could satisfy it (WASI's sockets: no network).
+const PROVIDED_IMPORTS: &[&str] =
+    &["cairn:domain/", "wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/"];
 
 /// How often the epoch ticks; deadlines are rounded up to whole ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -85,6 +91,7 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+        clocks::shadow_monotonic_clock(&mut linker).map_err(anyhow::Error::from)?;
         crate::bindings::log::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         crate::bindings::event_store::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
@@ -131,6 +138,13 @@ impl Runtime {
             .map_err(|e| compile_error(&format!("{e:#}"), self.policy.largest_memory()))?;
         let imports: Vec<String> =
             component.component_type().imports(&self.engine).map(|(name, _)| name.to_string()).collect();
+        if let Some(import) = imports.iter().find(|i| !PROVIDED_IMPORTS.iter().any(|p| i.starts_with(p))) {
+            return Err(LoadError::Link(format!(
+                "it imports `{}`, which Cairn does not provide to domain plugins (they get {}; no network)",
+                crate::text::quote(import),
+                PROVIDED_IMPORTS.join(", ")
+            )));
+        }
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             LoadError::Link(format!("it imports something Cairn does not provide to domain plugins: {e:#}"))
         })?;

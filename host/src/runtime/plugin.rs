@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 use wasmtime::Store;
@@ -18,6 +19,7 @@ use crate::bindings::projector::{ProjectFailure, ProjectionInfo};
 use crate::bindings::query::{QueryError, QueryInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
 use crate::bindings::{aggregate, command_handler, plugin, projector, query};
+use crate::capabilities::deadline;
 use crate::capabilities::event_store::UnitOfWork;
 use crate::capabilities::gateway::GatewayAccess;
 use crate::capabilities::log::LogContext;
@@ -81,6 +83,10 @@ pub struct Grants {
 /// The body of a plugin call: the store, the fresh instance and where its exports are.
 type CallBody<'a, R> = Box<dyn FnOnce(&mut Store<HostState>, &Instance, &Exports) -> wasmtime::Result<R> + 'a>;
 
+/// What wasmtime says when a host call is handed more than the store's hostcall fuel (its error
+/// type is private, so it is recognised by its message).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "too much data is being copied between the host and the guest";
+
 /// Capabilities a plugin may ask for in `describe`, beyond its role's imports.
 pub const GRANTABLE: &[&str] = &["scratch"];
 
@@ -93,6 +99,8 @@ pub enum FaultKind {
     Memory,
     /// The wasm stack overflowed.
     Stack,
+    /// One host call was handed more bytes than `limits.max_host_call_mib`.
+    HostCall,
     /// Any other trap (a panic, `unreachable`, a bad memory access, ...).
     Trap,
 }
@@ -150,7 +158,7 @@ impl Plugin {
             })
             .map_err(|fault| LoadError::Describe(format!("`describe` did not answer: {}", fault.message)))?;
         plugin.load_read_side()?;
-        validate(&info, &plugin.projections, &plugin.queries)
+        validate(&info, &plugin.projections, &plugin.queries, plugin.runtime.policy.defaults.max_version_bytes)
             .map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
         let handles = info.commands.iter().any(|c| c.kind == CommandKind::Handle);
         let handler_only = |i: &&String| {
@@ -338,23 +346,36 @@ impl Plugin {
             version: self.info.version.clone(),
             function,
             max_line_bytes: self.limits.max_log_line_bytes,
+            budget_bytes: self.limits.max_log_bytes_per_call,
         };
         let mut state = match HostState::new(self.limits.memory_bytes, log, self.scratch.as_deref()) {
             Ok(state) => state,
-            Err(e) => return (Err(self.fault(function, &e, None)), grants),
+            Err(e) => return (Err(self.fault(function, &e, None, false)), grants),
         };
         state.unit = grants.unit;
         state.read = grants.read;
         state.gateway = grants.gateway;
         state.cache = grants.cache;
         let mut store = Store::new(self.pre.engine(), state);
+        store.set_hostcall_fuel(self.limits.max_host_call_bytes);
         if self.runtime.enforce {
             store.limiter(|state| &mut state.limiter);
             store.set_epoch_deadline(Runtime::deadline_ticks(self.limits.deadline));
             store.epoch_deadline_trap();
         }
+        // Time in host calls counts too: blocking host calls and WASI sleeps end at this instant.
+        let scope = deadline::enter(self.runtime.enforce.then(|| Instant::now() + self.limits.deadline));
         let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance, &self.exports));
-        let result = result.map_err(|error| self.fault(function, &error, store.data().limiter.exceeded));
+        let overran = scope.overran();
+        drop(scope);
+        let result = match result {
+            // A host call gave up at the deadline: whatever the guest made of that, the call ran out.
+            Ok(_) if overran => {
+                Err(self.fault(function, &wasmtime::Error::from(wasmtime::Trap::Interrupt), None, true))
+            }
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.fault(function, &error, store.data().limiter.exceeded, overran)),
+        };
         let state = store.data_mut();
         let grants = Grants {
             unit: state.unit.take(),
@@ -365,15 +386,29 @@ impl Plugin {
         (result, grants)
     }
 
-    fn fault(&self, function: &'static str, error: &wasmtime::Error, memory_asked: Option<usize>) -> PluginFault {
+    fn fault(
+        &self,
+        function: &'static str,
+        error: &wasmtime::Error,
+        memory_asked: Option<usize>,
+        overran: bool,
+    ) -> PluginFault {
         let cap = self.limits.memory_bytes;
-        let (kind, message) = match (memory_asked, error.downcast_ref::<wasmtime::Trap>()) {
+        let trap = error.downcast_ref::<wasmtime::Trap>();
+        let (kind, message) = match (memory_asked, trap) {
             (Some(asked), _) => {
                 (FaultKind::Memory, format!("the plugin asked for {asked} bytes of memory; the cap is {cap}"))
             }
-            (None, Some(wasmtime::Trap::Interrupt)) => {
+            (None, _) if overran || trap == Some(&wasmtime::Trap::Interrupt) => {
                 (FaultKind::Deadline, format!("the call exceeded its deadline of {:?}", self.limits.deadline))
             }
+            (None, None) if format!("{error:#}").contains(HOSTCALL_FUEL_EXHAUSTED) => (
+                FaultKind::HostCall,
+                format!(
+                    "the plugin handed the host more than {} bytes in one host call",
+                    self.limits.max_host_call_bytes
+                ),
+            ),
             (None, Some(wasmtime::Trap::StackOverflow)) => {
                 (FaultKind::Stack, "the wasm stack overflowed (unbounded recursion?)".to_string())
             }
@@ -388,6 +423,7 @@ impl Plugin {
             FaultKind::Deadline => Some(limit_names::DEADLINE),
             FaultKind::Memory => Some(limit_names::MEMORY),
             FaultKind::Stack => Some(limit_names::STACK),
+            FaultKind::HostCall => Some(limit_names::HOST_CALL),
             FaultKind::Trap => None,
         };
         PluginFault {

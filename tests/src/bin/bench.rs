@@ -18,11 +18,16 @@
 //!    call against a direct HTTP call to the same loopback server.
 //! 9. PostgreSQL (`bench/postgres.rs`, only with `--postgres`): commands/s on one host and on
 //!    three hosts sharing one schema, beside one SQLite host, and commands per group commit.
+//! 10. Containment (`bench/containment.rs`): carriers' commands/s and p99 beside each attack of
+//!     a hostile domain (sleeps in host calls, log floods, bad stream names, huge events, ...),
+//!     with the host's peak memory.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16),
 //! `--read-side` (only section 7), `--gateway-cache` (only section 8), `--postgres` (only
-//! section 9; needs `CAIRN_TEST_POSTGRES_URL`).
+//! section 9; needs `CAIRN_TEST_POSTGRES_URL`), `--containment` (only section 10).
 
+#[path = "bench/containment.rs"]
+mod containment;
 #[path = "bench/gateway_cache.rs"]
 mod gateway_cache;
 #[path = "bench/postgres.rs"]
@@ -61,6 +66,9 @@ fn main() -> Result<()> {
     if args.iter().any(|a| a == "--gateway-cache") {
         return runtime.block_on(gateway_cache::gateway_cache());
     }
+    if args.iter().any(|a| a == "--containment") {
+        return runtime.block_on(containment::containment(clients));
+    }
     if args.iter().any(|a| a == "--postgres") {
         return runtime.block_on(postgres::postgres());
     }
@@ -72,6 +80,7 @@ fn main() -> Result<()> {
     runtime.block_on(isolation(clients))?;
     runtime.block_on(read_side::read_side())?;
     runtime.block_on(gateway_cache::gateway_cache())?;
+    runtime.block_on(containment::containment(clients))?;
     Ok(())
 }
 

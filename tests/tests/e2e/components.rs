@@ -133,3 +133,44 @@ async fn rates() {
     let reply = host.command("rates", "request-quote", body).await.unwrap();
     reply.expect_problem(422, "rate-unavailable");
 }
+
+#[tokio::test]
+async fn escapee() {
+    let host = TestHost::start(&[cairn_tests::ESCAPEE_COMPONENT]).await.unwrap();
+    host.command("escapee", "dial", json!({"id": "e"})).await.unwrap().expect(201);
+}
+
+/// A 4 MiB version with a newline in it (it would be copied into every event's metadata and
+/// every log line) is refused at deploy, naming the limit, without echoing it.
+#[tokio::test]
+async fn escapee_long_version() {
+    // Time enough to build its 4 MiB version in `describe` on a loaded machine: the version's
+    // length is what must stop it.
+    let host = TestHost::start_with(&[CARRIERS_COMPONENT], |c| c.limits.deadline_ms = 5_000).await.unwrap();
+    let reply = host.deploy(cairn_tests::ESCAPEE_LONG_VERSION_COMPONENT, "").await.unwrap();
+    reply.expect_problem(422, "invalid-plugin");
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(detail.contains("limits.max_version_bytes"), "{detail}");
+    assert!(detail.len() < 1024, "the version is not echoed whole: {} bytes", detail.len());
+    assert!(!detail.contains('\n'));
+}
+
+/// A `describe` that sleeps 15 s is cut at the deadline: the deploy answers at once.
+#[tokio::test]
+async fn escapee_sleepy_describe() {
+    let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
+    let started = std::time::Instant::now();
+    let reply = host.deploy(cairn_tests::ESCAPEE_SLEEPY_DESCRIBE_COMPONENT, "").await.unwrap();
+    reply.expect_problem(422, "invalid-plugin");
+    assert!(reply.body["detail"].as_str().unwrap().contains("deadline"), "{reply:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+/// `wasi:sockets` is refused at deploy, naming the import (plugins get no network).
+#[tokio::test]
+async fn escapee_sockets() {
+    let host = TestHost::start(&[CARRIERS_COMPONENT]).await.unwrap();
+    let reply = host.deploy(cairn_tests::ESCAPEE_SOCKETS_COMPONENT, "").await.unwrap();
+    reply.expect_problem(422, "invalid-plugin");
+    assert!(reply.body["detail"].as_str().unwrap().contains("wasi:sockets"), "{reply:?}");
+}

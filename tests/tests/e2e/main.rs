@@ -18,6 +18,8 @@ macro_rules! suites_on_every_backend {
         mod async_commands;
         #[path = "batches.rs"]
         mod batches;
+        #[path = "boundaries.rs"]
+        mod boundaries;
         #[path = "commands.rs"]
         mod commands;
         #[path = "components.rs"]

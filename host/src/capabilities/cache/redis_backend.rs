@@ -48,18 +48,30 @@ impl RedisCache {
     /// A backend on `url` (`redis://127.0.0.1:6379`); checks that the server answers.
     pub fn connect(url: &str, quota_bytes: u64) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let mut connection = open(&client).map_err(|e| anyhow::anyhow!(e))?;
+        let mut connection = open(&client, IO_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?;
+        connection.set_read_timeout(Some(IO_TIMEOUT))?;
         redis::cmd("PING").query::<String>(&mut connection)?;
         Ok(Self { client, idle: Mutex::new(vec![connection]), quota_bytes, counters: Mutex::default() })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, String> {
+        // Never past the plugin call's deadline: each use's socket timeouts end at it.
+        let budget = crate::capabilities::deadline::remaining().map_or(IO_TIMEOUT, |left| left.min(IO_TIMEOUT));
+        if budget.is_zero() {
+            crate::capabilities::deadline::mark_overrun();
+            return Err("redis: the plugin call reached its deadline".into());
+        }
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut connection = match pooled {
             Some(c) => c,
-            None => open(&self.client)?,
+            None => open(&self.client, budget)?,
         };
+        connection.set_read_timeout(Some(budget)).map_err(|e| format!("redis: {e}"))?;
+        connection.set_write_timeout(Some(budget)).map_err(|e| format!("redis: {e}"))?;
         let result = f(&mut connection).map_err(|e| format!("redis: {e}"));
+        if result.is_err() && crate::capabilities::deadline::remaining().is_some_and(|left| left.is_zero()) {
+            crate::capabilities::deadline::mark_overrun();
+        }
         if result.is_ok() {
             let mut idle = self.idle.lock().expect("pool lock");
             if idle.len() < 16 {
@@ -72,11 +84,9 @@ impl RedisCache {
 
 /// A connection with bounded connect, read and write times (a stalled Redis must not hold a
 /// plugin call past its deadline).
-fn open(client: &redis::Client) -> Result<redis::Connection, String> {
-    let connection = client.get_connection_with_timeout(Duration::from_secs(2)).map_err(|e| format!("redis: {e}"))?;
-    connection.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("redis: {e}"))?;
-    connection.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| format!("redis: {e}"))?;
-    Ok(connection)
+fn open(client: &redis::Client, budget: Duration) -> Result<redis::Connection, String> {
+    let connect = budget.min(Duration::from_secs(2));
+    client.get_connection_with_timeout(connect).map_err(|e| format!("redis: {e}"))
 }
 
 fn value_key(domain: &str, key: &str) -> String {

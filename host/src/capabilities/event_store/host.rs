@@ -1,6 +1,6 @@
 //! `Host` impl of `cairn:domain/event-store`.
 
-use super::{BufferedAppend, MAX_READ, recorded};
+use super::{BufferedAppend, MAX_READ, check_new_stream, recorded};
 use crate::bindings::event_store::{ExpectedVersion as WitExpected, Host, StoreError};
 use crate::bindings::types::{NewEvent, RecordedEvent};
 use crate::runtime::HostState;
@@ -10,10 +10,13 @@ fn not_granted() -> StoreError {
     StoreError::NotGranted("only command handlers may use the event store, and only inside `handle`".into())
 }
 
-fn check_stream(stream: &str) -> Result<(), StoreError> {
-    if stream.is_empty() || stream.len() > 200 || stream.chars().any(char::is_control) {
+/// A stream a handler reads: 1 to `max` bytes, no control characters (reading a stream that
+/// cannot exist answers nothing; writing has the stricter rule of [`check_new_stream`]).
+fn check_stream(stream: &str, max: usize) -> Result<(), StoreError> {
+    if stream.is_empty() || stream.len() > max || stream.chars().any(char::is_control) {
         return Err(StoreError::InvalidStream(format!(
-            "`{stream}` must be 1 to 200 characters, no control characters"
+            "`{}` must be 1 to {max} bytes (limits.max_stream_name_bytes), no control characters",
+            crate::text::quote(stream)
         )));
     }
     Ok(())
@@ -27,7 +30,7 @@ impl Host for HostState {
         max_count: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let unit = self.unit.as_mut().ok_or_else(not_granted)?;
-        check_stream(&stream)?;
+        check_stream(&stream, unit.max_stream_bytes)?;
         let from = from_version.max(1);
         let max = max_count.min(MAX_READ);
         let stored = unit.stored(&stream, from, max).map_err(|e| {
@@ -50,7 +53,10 @@ impl Host for HostState {
 
     fn append(&mut self, stream: String, expected: WitExpected, events: Vec<NewEvent>) -> Result<u64, StoreError> {
         let unit = self.unit.as_mut().ok_or_else(not_granted)?;
-        check_stream(&stream)?;
+        if let Err(refusal) = check_new_stream(&stream, &unit.aggregates, unit.max_stream_bytes) {
+            unit.refused_stream = Some(refusal.clone());
+            return Err(StoreError::InvalidStream(refusal));
+        }
         if unit.buffered_count() + events.len() > unit.max_events {
             return Err(StoreError::LimitExceeded(format!(
                 "a unit of work may append at most {} events (limits.max_events_per_decision)",

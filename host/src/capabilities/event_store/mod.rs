@@ -44,6 +44,49 @@ pub struct UnitOfWork {
     pub(crate) store_failure: Option<String>,
     /// Gateway calls enqueued, committed with the appends (see `cairn:domain/gateway.enqueue`).
     pub(crate) outbox: Vec<crate::store::NewOutboxMessage>,
+    /// The domain's aggregates: every stream a handler writes belongs to one of them.
+    pub(crate) aggregates: Vec<String>,
+    /// Longest stream name (`limits.max_stream_name_bytes`).
+    pub(crate) max_stream_bytes: usize,
+    /// Why the last stream name was refused, so the engine can answer 422 rather than blame the
+    /// plugin (the name usually came from the client's payload).
+    pub(crate) refused_stream: Option<String>,
+}
+
+/// The characters an aggregate id in a stream name a handler writes may use, besides letters
+/// and digits of any script: no `/`, `\`, whitespace, control or invisible characters, so a
+/// stream name is printable, path-safe and looks like what it is.
+pub const STREAM_ID_PUNCTUATION: &str = "-_.:@+=~!$&'()*,;";
+
+/// Checks a stream name a handler writes: `<aggregate>-<id>`, `<aggregate>` one of the domain's
+/// aggregates and `<id>` letters, digits and [`STREAM_ID_PUNCTUATION`], at most `max_bytes` in
+/// all. Shadow replay of the next version folds every stream through its aggregate, so a stream
+/// no aggregate owns would keep the domain from ever being upgraded.
+pub fn check_new_stream(stream: &str, aggregates: &[String], max_bytes: usize) -> Result<(), String> {
+    let quoted = crate::text::quote(stream);
+    if stream.len() > max_bytes {
+        return Err(format!(
+            "the stream name `{quoted}` is {} bytes long; at most {max_bytes} are accepted (limits.max_stream_name_bytes)",
+            stream.len()
+        ));
+    }
+    let owner = aggregates
+        .iter()
+        .filter(|a| stream.len() > a.len() + 1 && stream.starts_with(a.as_str()) && stream[a.len()..].starts_with('-'))
+        .max_by_key(|a| a.len());
+    let Some(owner) = owner else {
+        return Err(format!(
+            "the stream `{quoted}` belongs to none of the domain's aggregates: name it `<aggregate>-<id>` with one of {aggregates:?}"
+        ));
+    };
+    let id = &stream[owner.len() + 1..];
+    if let Some(bad) = id.chars().find(|c| !c.is_alphanumeric() && !STREAM_ID_PUNCTUATION.contains(*c)) {
+        return Err(format!(
+            "the stream `{quoted}` has the character {:?} in its id; ids are letters, digits and `{STREAM_ID_PUNCTUATION}`",
+            bad
+        ));
+    }
+    Ok(())
 }
 
 impl UnitOfWork {
@@ -59,7 +102,17 @@ impl UnitOfWork {
             seen: Default::default(),
             store_failure: None,
             outbox: Vec::new(),
+            aggregates: Vec::new(),
+            max_stream_bytes: 200,
+            refused_stream: None,
         }
+    }
+
+    /// The streams this unit may write: those of `aggregates`, names of at most `max_bytes`.
+    pub fn for_streams_of(mut self, aggregates: &[String], max_bytes: usize) -> Self {
+        self.aggregates = aggregates.to_vec();
+        self.max_stream_bytes = max_bytes;
+        self
     }
 
     /// The buffered appends, one per stream, in first-append order, and the stored version of
@@ -68,6 +121,11 @@ impl UnitOfWork {
         self,
     ) -> (Vec<BufferedAppend>, std::collections::HashMap<String, u64>, Vec<crate::store::NewOutboxMessage>) {
         (self.appends, self.seen, self.outbox)
+    }
+
+    /// Why a stream name this unit tried to write was refused, if one was.
+    pub fn refused_stream(&self) -> Option<&str> {
+        self.refused_stream.as_deref()
     }
 
     /// The store failure a read met, if any.
@@ -84,8 +142,12 @@ impl UnitOfWork {
 
     /// Stored events of `stream`, then what earlier commands of the batch appended to it.
     fn stored(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<StoredEvent>, String> {
-        let mut events =
-            self.runtime.block_on(self.store.read_stream(&self.domain, stream, from, max)).map_err(|e| e.0)?;
+        let mut events = crate::capabilities::deadline::block_on(
+            &self.runtime,
+            self.store.read_stream(&self.domain, stream, from, max),
+        )
+        .map_err(|overrun| overrun.to_string())?
+        .map_err(|e| e.0)?;
         if let Some(prior) = self.prior.iter().find(|a| a.stream == stream) {
             for (i, event) in prior.events.iter().enumerate() {
                 let version = prior.first_version + i as u64;
@@ -144,5 +206,35 @@ pub(crate) fn recorded_event(e: StoredEvent) -> RecordedEvent {
         data: e.data,
         metadata: e.metadata,
         recorded_at_micros: e.recorded_at_micros,
+    }
+}
+
+#[cfg(test)]
+mod stream_name_tests {
+    use super::check_new_stream;
+
+    #[test]
+    fn handlers_write_only_printable_streams_their_aggregates_own() {
+        let aggregates = vec!["carrier".to_string(), "email-address".to_string()];
+        for good in ["carrier-019aa3c5", "email-address-ops@acme.io", "carrier-Zoë_1", "email-address-a+b@x.io"] {
+            assert!(check_new_stream(good, &aggregates, 200).is_ok(), "{good}");
+        }
+        for bad in [
+            "../x",
+            "/x",
+            "x\u{200b}",
+            "carrier-",
+            "carrier-a/b",
+            "carrier-a b",
+            "carrier-x\u{200b}",
+            "order-1",
+            "carrier",
+        ] {
+            assert!(check_new_stream(bad, &aggregates, 200).is_err(), "{bad:?}");
+        }
+        let long = format!("carrier-{}", "x".repeat(10 << 20));
+        let error = check_new_stream(&long, &aggregates, 200).expect_err("too long");
+        assert!(error.len() < 300, "the error does not echo the name: {} bytes", error.len());
+        assert!(error.contains("limits.max_stream_name_bytes"));
     }
 }

@@ -10,7 +10,11 @@ impl Host for HostState {
             GatewayError::NotGranted("only command handlers may call outside services, and only inside `handle`".into())
         })?;
         let _span = tracing::info_span!("gateway.call", domain = %access.domain, service = %service).entered();
-        access.runtime.block_on(access.gateway.call(&access.domain, &service, request, access.deadline))
+        crate::capabilities::deadline::block_on(
+            &access.runtime,
+            access.gateway.call(&access.domain, &service, request, access.deadline),
+        )
+        .unwrap_or_else(|overrun| Err(GatewayError::Timeout(overrun.to_string())))
     }
 
     fn enqueue(&mut self, service: String, request: Request) -> Result<String, GatewayError> {

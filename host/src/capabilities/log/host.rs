@@ -1,13 +1,19 @@
 //! `Host` impl of `cairn:domain/log`.
 
-use super::truncate;
+use super::{escape_controls, truncate};
 use crate::bindings::log::{Host, Level};
 use crate::runtime::HostState;
 
 impl Host for HostState {
-    fn write(&mut self, level: Level, mut message: String, fields: Vec<(String, String)>) {
-        let mut budget = self.log.max_line_bytes;
+    fn write(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        if self.log.budget_bytes == 0 {
+            return;
+        }
+        let mut budget = self.log.max_line_bytes.min(self.log.budget_bytes);
+        let mut message = message;
         let mut truncated = truncate(&mut message, budget);
+        message = escape_controls(message);
+        truncated |= truncate(&mut message, budget);
         budget -= message.len();
         let mut rendered = String::new();
         for (key, value) in fields {
@@ -15,11 +21,13 @@ impl Host for HostState {
                 truncated = true;
                 break;
             }
-            let mut pair = format!("{key}={value} ");
+            let mut pair = format!("{}={} ", escape_controls(key), escape_controls(value));
             truncated |= truncate(&mut pair, budget);
             budget -= pair.len();
             rendered.push_str(&pair);
         }
+        let spent = message.len() + rendered.len();
+        self.log.budget_bytes = self.log.budget_bytes.saturating_sub(spent.max(1));
         let ctx = &self.log;
         macro_rules! emit {
             ($lvl:ident) => {
@@ -40,6 +48,16 @@ impl Host for HostState {
             Level::Info => emit!(info),
             Level::Warn => emit!(warn),
             Level::Error => emit!(error),
+        }
+        if self.log.budget_bytes == 0 {
+            tracing::warn!(
+                target: "plugin",
+                domain = %ctx.domain,
+                plugin_version = %ctx.version,
+                function = ctx.function,
+                limit = crate::runtime::limit_names::LOG_BYTES,
+                "the call spent its log budget; its further lines are dropped"
+            );
         }
     }
 }

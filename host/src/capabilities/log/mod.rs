@@ -1,7 +1,8 @@
 //! `cairn:domain/log`: plugins' structured log lines, forwarded into the host's `tracing`
 //! output with the domain, the plugin version and the export being called as fields. A line
-//! longer than [`MAX_LINE_BYTES`] is truncated (and says so); a plugin cannot flood the log
-//! with one call (the cap is the domain's `limits.max_log_line_bytes`).
+//! longer than the domain's `limits.max_log_line_bytes` is truncated (and says so), one call writes
+//! at most `limits.max_log_kib_per_call` in all (later lines are dropped, with one warning), and
+//! control characters are escaped, so a plugin can neither flood the log nor forge host lines.
 
 mod host;
 
@@ -14,8 +15,24 @@ pub struct LogContext {
     pub version: String,
     /// The export being called (`decide`, `describe`, ...).
     pub function: &'static str,
-    /// Longest message (plus fields) kept from one call.
+    /// Longest message (plus fields) kept from one line.
     pub max_line_bytes: usize,
+    /// Log bytes this call may still write (`limits.max_log_kib_per_call`); once spent, lines
+    /// are dropped and one warning says so.
+    pub budget_bytes: usize,
+}
+
+/// `text` with control characters escaped (`\n` as the two characters `\` `n`), so a plugin's
+/// line stays one line in a plain-text log.
+pub(crate) fn escape_controls(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() { Box::new(c.escape_default()) } else { Box::new(std::iter::once(c)) }
+        })
+        .collect()
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.
@@ -34,6 +51,12 @@ pub(crate) fn truncate(text: &mut String, max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::truncate;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::escape_controls("a\nb\u{1b}[31m".into()), "a\\nb\\u{1b}[31m");
+        assert_eq!(super::escape_controls("plain é".into()), "plain é");
+    }
 
     #[test]
     fn lines_are_cut_on_a_character_boundary() {

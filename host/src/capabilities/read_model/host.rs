@@ -169,7 +169,7 @@ impl ReadAccess {
         if let Some(known) = self.known.get(&key) {
             return Ok(known.clone());
         }
-        let result = self.runtime.block_on(self.tx.get(&self.namespace, collection, id));
+        let result = block_on(&self.runtime, self.tx.get(&self.namespace, collection, id));
         let body = self.check(result)?;
         self.known.insert(key, body.clone());
         Ok(body)
@@ -190,9 +190,19 @@ impl ReadAccess {
 
     fn flush_now(&mut self) -> Result<(), ReadModelError> {
         let runtime = self.runtime.clone();
-        let result = runtime.block_on(self.flush());
+        let result = block_on(&runtime, self.flush());
         self.check(result)
     }
+}
+
+/// A store call cut at the plugin call's deadline (then `unavailable`; the call fails as a
+/// deadline fault whatever the guest does next).
+fn block_on<T>(
+    runtime: &tokio::runtime::Handle,
+    future: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    crate::capabilities::deadline::block_on(runtime, future)
+        .unwrap_or_else(|overrun| Err(StoreError(overrun.to_string())))
 }
 
 impl Host for HostState {
@@ -229,7 +239,7 @@ impl Host for HostState {
         check_collection(&collection)?;
         let find = find_request(request)?;
         access.flush_now()?;
-        let result = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find));
+        let result = block_on(&access.runtime, access.tx.find(&access.namespace, &collection, &find));
         let page = access.check(result)?;
         Ok(Page {
             documents: page.documents.into_iter().map(|(id, body)| Document { id, body }).collect(),
