@@ -30,6 +30,8 @@ pub struct LimitsConfig {
     pub stack_kib: usize,
     /// Plugin instances alive at once across the host (engine-wide).
     pub max_instances: u32,
+    /// Largest buffered read-model writes of one projector call, in MiB (engine-wide).
+    pub max_projection_batch_mib: usize,
 }
 
 impl Default for LimitsConfig {
@@ -46,6 +48,7 @@ impl Default for LimitsConfig {
             max_log_line_bytes: limits.max_log_line_bytes,
             stack_kib: engine.stack_bytes >> 10,
             max_instances: engine.max_instances,
+            max_projection_batch_mib: 64,
         }
     }
 }
@@ -99,6 +102,7 @@ impl LimitsConfig {
             ("max_events_per_decision", self.max_events_per_decision == 0),
             ("max_event_kib", self.max_event_kib == 0),
             ("max_instances", self.max_instances == 0),
+            ("max_projection_batch_mib", self.max_projection_batch_mib == 0),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             bail!("{section}.{key} must be positive");

@@ -74,22 +74,26 @@ pub struct ProjectionsConfig {
     pub batch_size: u32,
     /// Longest wait between retries of a failing event, in milliseconds.
     pub max_backoff_ms: u64,
-    /// Query answers kept in the cache.
-    pub query_cache_entries: u64,
+    /// Size of the query-answer cache, in MiB of answers (JSON text and keys).
+    pub query_cache_mib: u64,
+    /// Queries of one domain computing at once (the rest wait, then 503 `queries-busy`), so
+    /// that one domain's slow queries cannot take every read connection.
+    pub max_queries_per_domain: usize,
 }
 
 impl Default for ProjectionsConfig {
     fn default() -> Self {
-        Self { batch_size: 256, max_backoff_ms: 30_000, query_cache_entries: 10_000 }
+        Self { batch_size: 256, max_backoff_ms: 30_000, query_cache_mib: 64, max_queries_per_domain: 4 }
     }
 }
 
 impl ProjectionsConfig {
-    /// The runners' settings.
-    pub fn settings(&self) -> crate::engine::ProjectionSettings {
+    /// The runners' settings; `limits` gives the cap on a projector call's writes.
+    pub fn settings(&self, limits: &LimitsConfig) -> crate::engine::ProjectionSettings {
         crate::engine::ProjectionSettings {
             batch: self.batch_size.max(1),
             max_backoff: std::time::Duration::from_millis(self.max_backoff_ms.max(10)),
+            max_batch_bytes: limits.max_projection_batch_mib.saturating_mul(1 << 20),
             ..Default::default()
         }
     }
@@ -242,6 +246,9 @@ impl Config {
         }
         if self.admin.max_component_mib == 0 {
             bail!("admin.max_component_mib must be positive");
+        }
+        if self.projections.query_cache_mib == 0 || self.projections.max_queries_per_domain == 0 {
+            bail!("projections.query_cache_mib and projections.max_queries_per_domain must be positive");
         }
         self.limits.validate("limits")?;
         for (domain, settings) in &self.domains {

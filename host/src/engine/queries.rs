@@ -3,6 +3,11 @@
 //! generation, position). The position in the key is the invalidation: once the projection moves
 //! past it, the next request computes anew. Concurrent identical misses compute once (moka's
 //! `try_get_with` coalesces them). `min_position` waits, bounded, for the projection to reach it.
+//!
+//! Containment: the cache is bounded by the bytes of its answers and keys
+//! (`projections.query_cache_mib`), and each domain computes at most
+//! `projections.max_queries_per_domain` answers at once (the rest wait up to `limits.queue_ms`,
+//! then 503 `queries-busy`), so one domain's slow queries cannot hold every read connection.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +92,31 @@ pub enum QueryFailure {
     /// The read-model store failed.
     #[error("read model unavailable: {0}")]
     Store(String),
+    /// The domain already computes as many answers as it may at once.
+    #[error("domain `{domain}` already runs {limit} queries at once (projections.max_queries_per_domain); retry")]
+    Busy {
+        /// The domain.
+        domain: String,
+        /// Its bound.
+        limit: usize,
+    },
+}
+
+/// How the query runner bounds what it holds.
+#[derive(Debug, Clone)]
+pub struct QuerySettings {
+    /// The cache's size, in bytes of answers and keys.
+    pub cache_bytes: u64,
+    /// Answers one domain computes at once.
+    pub max_per_domain: usize,
+    /// How long a query waits for its domain's turn.
+    pub queue: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self { cache_bytes: 64 << 20, max_per_domain: 4, queue: Duration::from_secs(1) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,19 +136,46 @@ pub struct Queries {
     projections: Arc<Projections>,
     models: Arc<dyn ReadModels>,
     cache: moka::future::Cache<Key, Arc<QueryAnswer>>,
+    settings: QuerySettings,
+    /// Each domain's turns to compute.
+    turns: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// What one cached answer costs: its text, its key and the bookkeeping around them.
+fn weight(key: &Key, answer: &Arc<QueryAnswer>) -> u32 {
+    let bytes =
+        256 + key.domain.len() + key.query.len() + key.params.len() + key.digest.len() + answer.data.get().len();
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 impl Queries {
-    /// A runner with a cache of at most `capacity` answers.
+    /// A runner with these bounds.
     pub fn new(
         registry: Arc<Registry>,
         projections: Arc<Projections>,
         models: Arc<dyn ReadModels>,
-        capacity: u64,
+        settings: QuerySettings,
     ) -> Self {
-        let cache =
-            moka::future::Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(600)).build();
-        Self { registry, projections, models, cache }
+        let cache = moka::future::Cache::builder()
+            .max_capacity(settings.cache_bytes)
+            .weigher(weight)
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        Self { registry, projections, models, cache, settings, turns: Default::default() }
+    }
+
+    /// Waits for a turn of `domain` to compute an answer.
+    async fn turn(&self, domain: &str) -> Result<tokio::sync::OwnedSemaphorePermit, QueryFailure> {
+        let turns = {
+            let mut all = self.turns.lock().expect("turns lock");
+            let max = self.settings.max_per_domain.max(1);
+            all.entry(domain.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max))).clone()
+        };
+        let busy = || QueryFailure::Busy { domain: domain.to_string(), limit: self.settings.max_per_domain };
+        match tokio::time::timeout(self.settings.queue, turns.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy()),
+        }
     }
 
     /// Answers `query` of `domain` with `params`, at or after `min_position` (waiting up to
@@ -179,6 +236,7 @@ impl Queries {
             .cache
             .try_get_with(key, async {
                 computed.store(true, Ordering::Relaxed);
+                let _turn = self.turn(domain).await?;
                 let tx = self.models.read().await.map_err(|e| QueryFailure::Store(e.0))?;
                 let access = ReadAccess::query(namespace, tx, tokio::runtime::Handle::current());
                 let (plugin, name) = (runner.clone(), query.to_string());

@@ -1,7 +1,7 @@
 //! [`ReadModels`] on SQLite, in `read-models.db` beside the event store: its own file so that a
-//! projector's write transaction (held while the plugin runs) never waits on, nor delays, the
-//! event writer. One write connection (projector transactions queue for it), WAL readers for
-//! queries. Filters and sorts use SQLite's JSON functions on the document text.
+//! projector's commits never wait on, nor delay, the event writer. One write connection
+//! (projector commits queue for it; no plugin runs while one is held), WAL readers for queries
+//! and projectors' snapshots. Filters and sorts use SQLite's JSON functions on the document text.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,6 +20,10 @@ use super::read_models::{
 use super::{StoreError, now_micros};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite_read_models");
+
+/// Read connections: more than one domain's queries may hold at once
+/// (`projections.max_queries_per_domain`), plus the projectors' snapshots.
+const READ_CONNECTIONS: u32 = 16;
 
 /// The SQLite read-model store.
 pub struct SqliteReadModels {
@@ -44,7 +48,7 @@ impl SqliteReadModels {
             .context("opening the read-model database")?;
         MIGRATOR.run(&writes).await.context("applying read-model migrations")?;
         let reads = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(READ_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await
             .context("opening read-model read connections")?;

@@ -155,42 +155,77 @@ impl ReadAccess {
         })
     }
 
-    fn writable(&self) -> Result<(), ReadModelError> {
-        if self.writable {
+    fn may_write(&self) -> Result<(), ReadModelError> {
+        if self.writable() {
             Ok(())
         } else {
             Err(ReadModelError::NotGranted("queries may only read the read model".into()))
         }
     }
 
-    /// The document as this call knows it, from the store the first time.
+    /// The document as this call knows it: its own write, what it read, else the snapshot.
     fn read(&mut self, collection: &str, id: &str) -> Result<Option<String>, ReadModelError> {
         let key = (collection.to_string(), id.to_string());
+        if let Some(written) = self.dirty.get(&key) {
+            return Ok(written.clone());
+        }
         if let Some(known) = self.known.get(&key) {
             return Ok(known.clone());
         }
-        let result = self.runtime.block_on(self.tx.get(&self.namespace, collection, id));
+        let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
+        let result = self.runtime.block_on(async {
+            let tx = Self::snapshot(tx, models).await?;
+            tx.get(namespace, collection, id).await
+        });
         let body = self.check(result)?;
+        let size = super::entry_size(&key, &body);
+        if self.known_bytes + size > super::MAX_CACHED_BYTES {
+            self.known.clear();
+            self.known_bytes = 0;
+        }
+        self.known_bytes += size;
         self.known.insert(key, body.clone());
         Ok(body)
     }
 
-    /// Buffers a write (`None` deletes); sends the buffer when it grows past its cap.
+    /// Buffers a write (`None` deletes), within the call's cap.
     fn write(&mut self, collection: &str, id: &str, body: Option<String>) -> Result<(), ReadModelError> {
         let key = (collection.to_string(), id.to_string());
-        self.dirty_bytes += body.as_ref().map_or(0, String::len) + key.0.len() + key.1.len();
-        self.dirty.push(key.clone());
-        self.known.insert(key, body);
-        if self.dirty_bytes > super::MAX_BUFFERED_BYTES {
-            self.flush_now()?;
-            self.known.clear();
+        let size = super::entry_size(&key, &body);
+        let replaced = self.dirty.get(&key).map_or(0, |old| super::entry_size(&key, old));
+        let total = self.dirty_bytes - replaced + size;
+        if total > self.max_dirty_bytes {
+            return Err(ReadModelError::LimitExceeded(format!(
+                "the writes of one `project` call may take at most {} MiB ({}); send fewer events per batch \
+                 or smaller documents",
+                self.max_dirty_bytes >> 20,
+                super::BATCH_LIMIT_KEY
+            )));
         }
+        self.dirty_bytes = total;
+        if let Some(old) = self.known.remove(&key) {
+            self.known_bytes -= super::entry_size(&key, &old);
+        }
+        self.dirty.insert(key, body);
         Ok(())
     }
 
-    fn flush_now(&mut self) -> Result<(), ReadModelError> {
-        let runtime = self.runtime.clone();
-        let result = runtime.block_on(self.flush());
+    /// One page of `collection`. Over buffered writes of that collection it runs in the writer
+    /// (writes sent first, rolled back after), else on the snapshot.
+    fn find_page(&mut self, collection: &str, find: &Find) -> Result<crate::store::read_models::Page, ReadModelError> {
+        let writes = self.writes_in(collection);
+        let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
+        let result = self.runtime.block_on(async {
+            if writes.is_empty() {
+                let tx = Self::snapshot(tx, models).await?;
+                return tx.find(namespace, collection, find).await;
+            }
+            let models = models.ok_or_else(|| StoreError("no writer".into()))?;
+            let mut writer = models.write().await?;
+            writer.write_many(namespace, &writes).await?;
+            writer.find(namespace, collection, find).await
+            // The writer is dropped here: rolled back, nothing of it stays.
+        });
         self.check(result)
     }
 }
@@ -205,7 +240,7 @@ impl Host for HostState {
 
     fn upsert(&mut self, collection: String, id: String, body: String) -> Result<(), ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
-        access.writable()?;
+        access.may_write()?;
         check_collection(&collection)?;
         check_id(&id)?;
         object(&body)?;
@@ -214,7 +249,7 @@ impl Host for HostState {
 
     fn delete(&mut self, collection: String, id: String) -> Result<bool, ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
-        access.writable()?;
+        access.may_write()?;
         check_collection(&collection)?;
         check_id(&id)?;
         let existed = access.read(&collection, &id)?.is_some();
@@ -228,9 +263,7 @@ impl Host for HostState {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
         check_collection(&collection)?;
         let find = find_request(request)?;
-        access.flush_now()?;
-        let result = access.runtime.block_on(access.tx.find(&access.namespace, &collection, &find));
-        let page = access.check(result)?;
+        let page = access.find_page(&collection, &find)?;
         Ok(Page {
             documents: page.documents.into_iter().map(|(id, body)| Document { id, body }).collect(),
             next_cursor: page.next.map(|c| c.encode()),
@@ -239,7 +272,7 @@ impl Host for HostState {
 
     fn increment(&mut self, collection: String, id: String, field: String, delta: f64) -> Result<f64, ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
-        access.writable()?;
+        access.may_write()?;
         check_collection(&collection)?;
         check_id(&id)?;
         let path = field_path(&field)?;

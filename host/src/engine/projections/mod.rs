@@ -36,11 +36,18 @@ pub struct ProjectionSettings {
     pub first_backoff: Duration,
     /// Longest wait between retries of a failing event.
     pub max_backoff: Duration,
+    /// Largest buffered writes of one `project` call, in bytes (`limits.max_projection_batch_mib`).
+    pub max_batch_bytes: usize,
 }
 
 impl Default for ProjectionSettings {
     fn default() -> Self {
-        Self { batch: 256, first_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(30) }
+        Self {
+            batch: 256,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            max_batch_bytes: 64 << 20,
+        }
     }
 }
 

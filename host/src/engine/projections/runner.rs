@@ -183,20 +183,29 @@ async fn apply(
     to: u64,
 ) -> Result<(), Failure> {
     let store_failure = |message: String| Failure { message, position: None, store: true };
-    let tx = projections.models.write().await.map_err(|e| store_failure(e.0))?;
-    let access = ReadAccess::projector(generation.id.namespace(), tx, tokio::runtime::Handle::current());
+    // The plugin runs without the writer (see `capabilities::read_model`): a slow or stuck
+    // projector of one domain cannot hold up another domain's commits.
+    let namespace = generation.id.namespace();
+    let access = ReadAccess::projector(
+        namespace.clone(),
+        projections.models.clone(),
+        tokio::runtime::Handle::current(),
+        projections.settings.max_batch_bytes,
+    );
     let recorded: Vec<RecordedEvent> = events.iter().cloned().map(recorded_event).collect();
     let (plugin, name) = (plugin.clone(), generation.id.name.clone());
     let (outcome, access) = tokio::task::spawn_blocking(move || plugin.project(&name, &recorded, access))
         .await
         .map_err(|e| store_failure(format!("the projection task failed: {e}")))?;
-    let access = access.ok_or_else(|| store_failure("the read-model transaction was lost".into()))?;
+    let access = access.ok_or_else(|| store_failure("the read-model access was lost".into()))?;
     if let Some(cause) = access.store_failure.clone() {
         return Err(store_failure(cause));
     }
     match outcome {
         Ok(Ok(())) => {
-            let tx = access.finish().await.map_err(|e| store_failure(e.0))?;
+            let writes = access.into_writes();
+            let mut tx = projections.models.write().await.map_err(|e| store_failure(e.0))?;
+            tx.write_many(&namespace, &writes).await.map_err(|e| store_failure(e.0))?;
             commit_to(generation, tx, to).await.map_err(|e| store_failure(e.0))
         }
         Ok(Err(failure)) => Err(Failure { message: failure.message, position: failure.position, store: false }),
