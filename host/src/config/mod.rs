@@ -79,11 +79,27 @@ pub struct ProjectionsConfig {
     /// Queries of one domain computing at once (the rest wait, then 503 `queries-busy`), so
     /// that one domain's slow queries cannot take every read connection.
     pub max_queries_per_domain: usize,
+    /// Failures on one event before the projection's failure policy applies.
+    pub failure_attempts: u32,
+    /// What a projection does with an event it keeps failing on: `stop` (park on it until an
+    /// operator retries or skips it; queries answer 503 `projection-failed`) or `skip` (record
+    /// it as skipped and go on).
+    pub on_failure: crate::engine::FailurePolicy,
+    /// Policies of single projections, e.g. `on_failure_for = { "orders/orders" = "skip" }`.
+    pub on_failure_for: BTreeMap<String, crate::engine::FailurePolicy>,
 }
 
 impl Default for ProjectionsConfig {
     fn default() -> Self {
-        Self { batch_size: 256, max_backoff_ms: 30_000, query_cache_mib: 64, max_queries_per_domain: 4 }
+        Self {
+            batch_size: 256,
+            max_backoff_ms: 30_000,
+            query_cache_mib: 64,
+            max_queries_per_domain: 4,
+            failure_attempts: 5,
+            on_failure: crate::engine::FailurePolicy::Stop,
+            on_failure_for: BTreeMap::new(),
+        }
     }
 }
 
@@ -94,6 +110,9 @@ impl ProjectionsConfig {
             batch: self.batch_size.max(1),
             max_backoff: std::time::Duration::from_millis(self.max_backoff_ms.max(10)),
             max_batch_bytes: limits.max_projection_batch_mib.saturating_mul(1 << 20),
+            failure_attempts: self.failure_attempts.max(1),
+            on_failure: self.on_failure,
+            on_failure_for: self.on_failure_for.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             ..Default::default()
         }
     }
@@ -249,6 +268,12 @@ impl Config {
         }
         if self.projections.query_cache_mib == 0 || self.projections.max_queries_per_domain == 0 {
             bail!("projections.query_cache_mib and projections.max_queries_per_domain must be positive");
+        }
+        if self.projections.failure_attempts == 0 {
+            bail!("projections.failure_attempts must be at least 1");
+        }
+        if let Some(key) = self.projections.on_failure_for.keys().find(|k| k.split('/').count() != 2) {
+            bail!("projections.on_failure_for: `{key}` must be `<domain>/<projection>`");
         }
         self.limits.validate("limits")?;
         for (domain, settings) in &self.domains {

@@ -92,6 +92,16 @@ pub enum QueryFailure {
     /// The read-model store failed.
     #[error("read model unavailable: {0}")]
     Store(String),
+    /// The projection stopped on an event it kept failing on (its `stop` policy).
+    #[error("projection `{projection}` stopped at position {position}: it keeps failing on the event at {}", .event.position)]
+    Failed {
+        /// The projection.
+        projection: String,
+        /// Its checkpoint.
+        position: u64,
+        /// The event it is parked on.
+        event: crate::store::read_models::FailedEvent,
+    },
     /// The domain already computes as many answers as it may at once.
     #[error("domain `{domain}` already runs {limit} queries at once (projections.max_queries_per_domain); retry")]
     Busy {
@@ -194,7 +204,18 @@ impl Queries {
         let not_ready = |reason: &str| QueryFailure::NotReady { projection: projection.clone(), reason: reason.into() };
         let serving =
             || self.projections.serving(domain, &projection).ok_or_else(|| not_ready("it has no generation yet"));
+        // A projection parked on a poison event answers at once, on every host (see `poison`).
+        let failed = |g: &super::projections::Generation| {
+            g.parked().map(|event| QueryFailure::Failed {
+                projection: projection.clone(),
+                position: g.position(),
+                event,
+            })
+        };
         let mut generation = serving()?;
+        if let Some(failure) = failed(&generation) {
+            return Err(failure);
+        }
         if let Some(wanted) = min_position {
             // Waits on the serving generation, looking again now and then: a switch to a new
             // generation while waiting must not turn into a timeout.
@@ -213,6 +234,9 @@ impl Queries {
                 let mut position = generation.watch_position();
                 let _ = tokio::time::timeout(slice, position.wait_for(|p| *p >= wanted)).await;
                 generation = serving()?;
+                if let Some(failure) = failed(&generation) {
+                    return Err(failure);
+                }
             }
         }
         // The generation's own plugin answers: its queries know its documents' shape.

@@ -14,8 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::read_models::{
-    Checkpoint, Condition, Cursor, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx, ReadModels,
-    last_writes,
+    Checkpoint, Condition, Cursor, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx,
+    ReadModels, SkippedEvent, last_writes,
 };
 use super::{StoreError, now_micros};
 
@@ -157,6 +157,22 @@ impl ReadModels for SqliteReadModels {
         drop_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn park(&self, id: &GenerationId, event: &FailedEvent) -> Result<(), StoreError> {
+        super::sqlite_parking::park(&self.writes, id, event).await
+    }
+
+    async fn unpark(&self, id: &GenerationId) -> Result<(), StoreError> {
+        super::sqlite_parking::unpark(&self.writes, id).await
+    }
+
+    async fn parked(&self) -> Result<Vec<(GenerationId, FailedEvent)>, StoreError> {
+        super::sqlite_parking::parked(&self.reads).await
+    }
+
+    async fn skipped(&self, domain: &str, name: &str, limit: u32) -> Result<Vec<SkippedEvent>, StoreError> {
+        super::sqlite_parking::skipped(&self.reads, domain, name, limit).await
     }
 }
 
@@ -300,6 +316,10 @@ impl ReadModelTx for SqliteTx {
             .execute(&mut *self.0)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_skip(&mut self, id: &GenerationId, skipped: &SkippedEvent) -> Result<(), StoreError> {
+        super::sqlite_parking::record_skip(&mut self.0, id, skipped).await
     }
 
     async fn commit(mut self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
