@@ -158,6 +158,11 @@ fn weight(key: &Key, answer: &Arc<QueryAnswer>) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
+/// A cache of answers holding at most `bytes` (by [`weight`]).
+fn answer_cache(bytes: u64) -> moka::future::Cache<Key, Arc<QueryAnswer>> {
+    moka::future::Cache::builder().max_capacity(bytes).weigher(weight).time_to_idle(Duration::from_secs(600)).build()
+}
+
 impl Queries {
     /// A runner with these bounds.
     pub fn new(
@@ -166,11 +171,7 @@ impl Queries {
         models: Arc<dyn ReadModels>,
         settings: QuerySettings,
     ) -> Self {
-        let cache = moka::future::Cache::builder()
-            .max_capacity(settings.cache_bytes)
-            .weigher(weight)
-            .time_to_idle(Duration::from_secs(600))
-            .build();
+        let cache = answer_cache(settings.cache_bytes);
         Self { registry, projections, models, cache, settings, turns: Default::default() }
     }
 
@@ -295,5 +296,32 @@ impl Queries {
             .await
             .map_err(|e: Arc<QueryFailure>| QueryFailure::clone(&e))?;
         Ok((answer, !computed.load(Ordering::Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_answer_cache_is_bounded_by_the_bytes_of_its_answers() {
+        let cache = answer_cache(4 << 20);
+        let big = format!("\"{}\"", "x".repeat(256 << 10));
+        for n in 0..64 {
+            let key = Key {
+                domain: "d".into(),
+                query: "q".into(),
+                params: n.to_string(),
+                generation: 1,
+                position: 1,
+                digest: String::new(),
+            };
+            let data = RawValue::from_string(big.clone()).unwrap();
+            cache.insert(key, Arc::new(QueryAnswer { data, position: 1, generation: 1 })).await;
+        }
+        cache.run_pending_tasks().await;
+        assert!(cache.weighted_size() <= 4 << 20, "{} bytes held", cache.weighted_size());
+        assert!(cache.entry_count() <= 16, "64 answers of 256 KiB do not fit in 4 MiB: {}", cache.entry_count());
+        assert!(cache.entry_count() >= 8, "but most of 4 MiB is used: {}", cache.entry_count());
     }
 }

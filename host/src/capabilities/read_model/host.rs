@@ -302,4 +302,29 @@ mod tests {
         assert!(matches!(json_value(r#""a\u0000""#), Err(ReadModelError::Invalid(_))));
         assert!(json_value(r#""a\\u0000""#).is_ok(), "an escaped backslash is not a NUL");
     }
+
+    #[tokio::test]
+    async fn a_projectors_buffered_writes_are_bounded_by_their_real_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = crate::store::sqlite_read_models::SqliteReadModels::open(dir.path()).await.unwrap();
+        let handle = tokio::runtime::Handle::current();
+        let mut access = ReadAccess::projector("d/p/1".into(), std::sync::Arc::new(models), handle, 1 << 20);
+        // Rewriting one document a million times holds one document.
+        for n in 0..1_000_000 {
+            access.write("c", "same", Some(format!("{{\"n\":{n}}}"))).unwrap();
+        }
+        assert!(access.dirty_bytes < 256, "{}", access.dirty_bytes);
+        // Tiny documents count with what they cost beyond their text: 1 MiB holds about 6000.
+        let mut written = 0;
+        let refused = loop {
+            match access.write("c", &written.to_string(), Some("{}".into())) {
+                Ok(()) => written += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!((4_000..8_000).contains(&written), "{written} tiny documents");
+        assert!(matches!(&refused, ReadModelError::LimitExceeded(m) if m.contains("limits.max_projection_batch_mib")));
+        assert!(access.dirty_bytes <= 1 << 20);
+        assert_eq!(access.into_writes().len(), written + 1, "sorted, one write per document");
+    }
 }

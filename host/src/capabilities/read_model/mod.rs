@@ -32,8 +32,9 @@ pub const MAX_FILTERS: usize = 16;
 pub const MAX_ANY_OF: usize = 100;
 /// The config key bounding a projector call's buffered writes.
 pub const BATCH_LIMIT_KEY: &str = "limits.max_projection_batch_mib";
-/// What one buffered or cached document costs beyond its text (keys, map slot, allocations).
-const ENTRY_OVERHEAD: usize = 96;
+/// What one buffered or cached document costs beyond its text: the map slot (two keys and a
+/// body, 72 bytes, at hashbrown's load factor) and three heap allocations.
+const ENTRY_OVERHEAD: usize = 160;
 /// Bytes of documents a call keeps as read before forgetting them (reads only; a cache).
 const MAX_CACHED_BYTES: usize = 16 << 20;
 
