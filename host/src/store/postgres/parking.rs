@@ -1,11 +1,19 @@
 //! Parked and skipped events of projection generations on PostgreSQL, for
 //! [`super::read_models`]; see [`ReadModels::park`](crate::store::ReadModels::park).
-//! Other hosts see a parked generation at their next look at the generations (every 250 ms).
+//! Parks, unparks and skips notify the other hosts (as a generation change), which follow them
+//! at once (at the latest at their next look, every 250 ms).
 
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::store::StoreError;
+
+/// Tells the hosts following the generations (see `read_models::notify`).
+async fn notify<'e>(executor: impl sqlx::PgExecutor<'e>, domain: &str) -> Result<(), StoreError> {
+    let channel = super::read_models::GENERATIONS_CHANNEL;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(domain).execute(executor).await?;
+    Ok(())
+}
 use crate::store::read_models::{FailedEvent, GenerationId, SkippedEvent};
 
 fn failed(row: &PgRow, from: usize) -> FailedEvent {
@@ -35,7 +43,7 @@ pub(super) async fn park(pool: &PgPool, id: &GenerationId, event: &FailedEvent) 
     .bind(event.at_micros)
     .execute(pool)
     .await?;
-    Ok(())
+    notify(pool, &id.domain).await
 }
 
 pub(super) async fn unpark(pool: &PgPool, id: &GenerationId) -> Result<(), StoreError> {
@@ -45,7 +53,7 @@ pub(super) async fn unpark(pool: &PgPool, id: &GenerationId) -> Result<(), Store
         .bind(id.generation as i64)
         .execute(pool)
         .await?;
-    Ok(())
+    notify(pool, &id.domain).await
 }
 
 pub(super) async fn parked(pool: &PgPool) -> Result<Vec<(GenerationId, FailedEvent)>, StoreError> {
@@ -114,5 +122,5 @@ pub(super) async fn record_skip(
         .bind(id.generation as i64)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    notify(&mut **tx, &id.domain).await
 }

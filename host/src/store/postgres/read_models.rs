@@ -22,7 +22,7 @@ use crate::store::read_models::{
 use crate::store::{StoreError, now_micros};
 
 /// The channel told about every generation change, with the domain as payload.
-const GENERATIONS_CHANNEL: &str = "cairn_generations";
+pub(super) const GENERATIONS_CHANNEL: &str = "cairn_generations";
 
 /// The PostgreSQL read-model store, over the event store's pool.
 pub struct PgReadModels {
