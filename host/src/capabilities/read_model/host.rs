@@ -327,4 +327,31 @@ mod tests {
         assert!(access.dirty_bytes <= 1 << 20);
         assert_eq!(access.into_writes().len(), written + 1, "sorted, one write per document");
     }
+
+    #[tokio::test]
+    async fn a_projectors_find_sees_its_buffered_writes_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let models: std::sync::Arc<dyn crate::store::ReadModels> =
+            std::sync::Arc::new(crate::store::sqlite_read_models::SqliteReadModels::open(dir.path()).await.unwrap());
+        let mut tx = models.write().await.unwrap();
+        tx.upsert("d/p/1", "c", "old", r#"{"k": 1}"#).await.unwrap();
+        tx.commit(None).await.unwrap();
+        let handle = tokio::runtime::Handle::current();
+        let (models2, ns) = (models.clone(), "d/p/1".to_string());
+        let ids = tokio::task::spawn_blocking(move || {
+            let mut access = ReadAccess::projector(ns, models2, handle, 1 << 20);
+            access.write("c", "new", Some(r#"{"k": 2}"#.into())).unwrap();
+            access.write("c", "old", None).unwrap();
+            let page = access.find_page("c", &Find { limit: 10, ..Find::default() }).unwrap();
+            assert_eq!(access.read("c", "new").unwrap().as_deref(), Some(r#"{"k": 2}"#));
+            page.documents.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids, ["new"], "the find saw the buffered upsert and delete");
+        let mut read = models.read().await.unwrap();
+        let stored = read.find("d/p/1", "c", &Find { limit: 10, ..Find::default() }).await.unwrap();
+        let stored: Vec<_> = stored.documents.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(stored, ["old"], "the find's transaction was rolled back: nothing written");
+    }
 }
