@@ -341,4 +341,31 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn the_read_side_keys_have_defaults_and_name_themselves_when_wrong() {
+        let defaults = Config::default();
+        assert_eq!(defaults.limits.max_projection_batch_mib, 64);
+        assert_eq!((defaults.projections.query_cache_mib, defaults.projections.max_queries_per_domain), (64, 4));
+        assert_eq!(defaults.projections.on_failure, crate::engine::FailurePolicy::Stop);
+        figment::Jail::expect_with(|jail| {
+            let policies = "[projections]\non_failure = \"skip\"\non_failure_for = { \"orders/orders\" = \"stop\" }\n";
+            jail.create_file("policies.toml", policies)?;
+            let config = Config::load(Some(Path::new("policies.toml"))).expect("config loads");
+            let settings = config.projections.settings(&config.limits);
+            assert_eq!(settings.policy_for("orders", "orders"), crate::engine::FailurePolicy::Stop);
+            assert_eq!(settings.policy_for("orders", "stats"), crate::engine::FailurePolicy::Skip);
+            assert_eq!(settings.max_batch_bytes, 64 << 20);
+            for (file, text, key) in [
+                ("key.toml", "[projections]\non_failure_for = { \"orders\" = \"skip\" }\n", "on_failure_for"),
+                ("zero.toml", "[limits]\nmax_projection_batch_mib = 0\n", "limits.max_projection_batch_mib"),
+                ("cache.toml", "[projections]\nquery_cache_mib = 0\n", "projections.query_cache_mib"),
+            ] {
+                jail.create_file(file, text)?;
+                let error = Config::load(Some(Path::new(file))).unwrap_err();
+                assert!(format!("{error:#}").contains(key), "{file}: {error:#}");
+            }
+            Ok(())
+        });
+    }
 }
