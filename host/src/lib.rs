@@ -117,7 +117,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         store.clone(),
         stores.models.clone(),
         registry.clone(),
-        config.projections.settings(),
+        config.projections.settings(&config.limits),
         cluster,
     )
     .await
@@ -132,7 +132,11 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         registry.clone(),
         projections.clone(),
         stores.models.clone(),
-        config.projections.query_cache_entries,
+        engine::QuerySettings {
+            cache_bytes: config.projections.query_cache_mib.saturating_mul(1 << 20),
+            max_per_domain: config.projections.max_queries_per_domain,
+            queue: std::time::Duration::from_millis(config.limits.queue_ms),
+        },
     ));
     let admin = http::AdminState::new(registry.clone(), config.admin.token.clone());
     let state = http::AppState {

@@ -38,6 +38,8 @@ pub struct LimitsConfig {
     pub stack_kib: usize,
     /// Plugin instances alive at once across the host (engine-wide).
     pub max_instances: u32,
+    /// Largest buffered read-model writes of one projector call, in MiB (engine-wide).
+    pub max_projection_batch_mib: usize,
 }
 
 impl Default for LimitsConfig {
@@ -58,6 +60,7 @@ impl Default for LimitsConfig {
             max_version_bytes: limits.max_version_bytes,
             stack_kib: engine.stack_bytes >> 10,
             max_instances: engine.max_instances,
+            max_projection_batch_mib: 64,
         }
     }
 }
@@ -120,6 +123,7 @@ impl LimitsConfig {
             ("max_host_call_mib", self.max_host_call_mib == 0),
             ("max_stream_name_bytes", self.max_stream_name_bytes == 0),
             ("max_version_bytes", self.max_version_bytes < 5),
+            ("max_projection_batch_mib", self.max_projection_batch_mib == 0),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             bail!("{section}.{key} must be positive");

@@ -74,22 +74,45 @@ pub struct ProjectionsConfig {
     pub batch_size: u32,
     /// Longest wait between retries of a failing event, in milliseconds.
     pub max_backoff_ms: u64,
-    /// Query answers kept in the cache.
-    pub query_cache_entries: u64,
+    /// Size of the query-answer cache, in MiB of answers (JSON text and keys).
+    pub query_cache_mib: u64,
+    /// Queries of one domain computing at once (the rest wait, then 503 `queries-busy`), so
+    /// that one domain's slow queries cannot take every read connection.
+    pub max_queries_per_domain: usize,
+    /// Failures on one event before the projection's failure policy applies.
+    pub failure_attempts: u32,
+    /// What a projection does with an event it keeps failing on: `stop` (park on it until an
+    /// operator retries or skips it; queries answer 503 `projection-failed`) or `skip` (record
+    /// it as skipped and go on).
+    pub on_failure: crate::engine::FailurePolicy,
+    /// Policies of single projections, e.g. `on_failure_for = { "orders/orders" = "skip" }`.
+    pub on_failure_for: BTreeMap<String, crate::engine::FailurePolicy>,
 }
 
 impl Default for ProjectionsConfig {
     fn default() -> Self {
-        Self { batch_size: 256, max_backoff_ms: 30_000, query_cache_entries: 10_000 }
+        Self {
+            batch_size: 256,
+            max_backoff_ms: 30_000,
+            query_cache_mib: 64,
+            max_queries_per_domain: 4,
+            failure_attempts: 5,
+            on_failure: crate::engine::FailurePolicy::Stop,
+            on_failure_for: BTreeMap::new(),
+        }
     }
 }
 
 impl ProjectionsConfig {
-    /// The runners' settings.
-    pub fn settings(&self) -> crate::engine::ProjectionSettings {
+    /// The runners' settings; `limits` gives the cap on a projector call's writes.
+    pub fn settings(&self, limits: &LimitsConfig) -> crate::engine::ProjectionSettings {
         crate::engine::ProjectionSettings {
             batch: self.batch_size.max(1),
             max_backoff: std::time::Duration::from_millis(self.max_backoff_ms.max(10)),
+            max_batch_bytes: limits.max_projection_batch_mib.saturating_mul(1 << 20),
+            failure_attempts: self.failure_attempts.max(1),
+            on_failure: self.on_failure,
+            on_failure_for: self.on_failure_for.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             ..Default::default()
         }
     }
@@ -243,6 +266,15 @@ impl Config {
         if self.admin.max_component_mib == 0 {
             bail!("admin.max_component_mib must be positive");
         }
+        if self.projections.query_cache_mib == 0 || self.projections.max_queries_per_domain == 0 {
+            bail!("projections.query_cache_mib and projections.max_queries_per_domain must be positive");
+        }
+        if self.projections.failure_attempts == 0 {
+            bail!("projections.failure_attempts must be at least 1");
+        }
+        if let Some(key) = self.projections.on_failure_for.keys().find(|k| k.split('/').count() != 2) {
+            bail!("projections.on_failure_for: `{key}` must be `<domain>/<projection>`");
+        }
         self.limits.validate("limits")?;
         for (domain, settings) in &self.domains {
             self.limits.with(&settings.limits).validate(&format!("domains.{domain}.limits"))?;
@@ -306,6 +338,33 @@ mod tests {
             let error = Config::load(Some(Path::new("zero.toml"))).unwrap_err();
             assert!(error.to_string().contains("command_attempts"));
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_read_side_keys_have_defaults_and_name_themselves_when_wrong() {
+        let defaults = Config::default();
+        assert_eq!(defaults.limits.max_projection_batch_mib, 64);
+        assert_eq!((defaults.projections.query_cache_mib, defaults.projections.max_queries_per_domain), (64, 4));
+        assert_eq!(defaults.projections.on_failure, crate::engine::FailurePolicy::Stop);
+        figment::Jail::expect_with(|jail| {
+            let policies = "[projections]\non_failure = \"skip\"\non_failure_for = { \"orders/orders\" = \"stop\" }\n";
+            jail.create_file("policies.toml", policies)?;
+            let config = Config::load(Some(Path::new("policies.toml"))).expect("config loads");
+            let settings = config.projections.settings(&config.limits);
+            assert_eq!(settings.policy_for("orders", "orders"), crate::engine::FailurePolicy::Stop);
+            assert_eq!(settings.policy_for("orders", "stats"), crate::engine::FailurePolicy::Skip);
+            assert_eq!(settings.max_batch_bytes, 64 << 20);
+            for (file, text, key) in [
+                ("key.toml", "[projections]\non_failure_for = { \"orders\" = \"skip\" }\n", "on_failure_for"),
+                ("zero.toml", "[limits]\nmax_projection_batch_mib = 0\n", "limits.max_projection_batch_mib"),
+                ("cache.toml", "[projections]\nquery_cache_mib = 0\n", "projections.query_cache_mib"),
+            ] {
+                jail.create_file(file, text)?;
+                let error = Config::load(Some(Path::new(file))).unwrap_err();
+                assert!(format!("{error:#}").contains(key), "{file}: {error:#}");
+            }
             Ok(())
         });
     }

@@ -13,6 +13,6 @@ mod response;
 pub use batch::BatchRequest;
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
 pub use outbox::OutboxWorker;
-pub use projections::{ClusterSettings, ProjectionSettings, Projections};
-pub use queries::Queries;
+pub use projections::{ClusterSettings, FailurePolicy, ProjectionSettings, Projections};
+pub use queries::{Queries, QuerySettings};
 pub use queue::{AsyncCommands, QueueSettings};

@@ -3,6 +3,11 @@
 //! generation, position). The position in the key is the invalidation: once the projection moves
 //! past it, the next request computes anew. Concurrent identical misses compute once (moka's
 //! `try_get_with` coalesces them). `min_position` waits, bounded, for the projection to reach it.
+//!
+//! Containment: the cache is bounded by the bytes of its answers and keys
+//! (`projections.query_cache_mib`), and each domain computes at most
+//! `projections.max_queries_per_domain` answers at once (the rest wait up to `limits.queue_ms`,
+//! then 503 `queries-busy`), so one domain's slow queries cannot hold every read connection.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +92,41 @@ pub enum QueryFailure {
     /// The read-model store failed.
     #[error("read model unavailable: {0}")]
     Store(String),
+    /// The projection stopped on an event it kept failing on (its `stop` policy).
+    #[error("projection `{projection}` stopped at position {position}: it keeps failing on the event at {}", .event.position)]
+    Failed {
+        /// The projection.
+        projection: String,
+        /// Its checkpoint.
+        position: u64,
+        /// The event it is parked on.
+        event: crate::store::read_models::FailedEvent,
+    },
+    /// The domain already computes as many answers as it may at once.
+    #[error("domain `{domain}` already runs {limit} queries at once (projections.max_queries_per_domain); retry")]
+    Busy {
+        /// The domain.
+        domain: String,
+        /// Its bound.
+        limit: usize,
+    },
+}
+
+/// How the query runner bounds what it holds.
+#[derive(Debug, Clone)]
+pub struct QuerySettings {
+    /// The cache's size, in bytes of answers and keys.
+    pub cache_bytes: u64,
+    /// Answers one domain computes at once.
+    pub max_per_domain: usize,
+    /// How long a query waits for its domain's turn.
+    pub queue: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self { cache_bytes: 64 << 20, max_per_domain: 4, queue: Duration::from_secs(1) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -106,19 +146,47 @@ pub struct Queries {
     projections: Arc<Projections>,
     models: Arc<dyn ReadModels>,
     cache: moka::future::Cache<Key, Arc<QueryAnswer>>,
+    settings: QuerySettings,
+    /// Each domain's turns to compute.
+    turns: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// What one cached answer costs: its text, its key and the bookkeeping around them.
+fn weight(key: &Key, answer: &Arc<QueryAnswer>) -> u32 {
+    let bytes =
+        256 + key.domain.len() + key.query.len() + key.params.len() + key.digest.len() + answer.data.get().len();
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// A cache of answers holding at most `bytes` (by [`weight`]).
+fn answer_cache(bytes: u64) -> moka::future::Cache<Key, Arc<QueryAnswer>> {
+    moka::future::Cache::builder().max_capacity(bytes).weigher(weight).time_to_idle(Duration::from_secs(600)).build()
 }
 
 impl Queries {
-    /// A runner with a cache of at most `capacity` answers.
+    /// A runner with these bounds.
     pub fn new(
         registry: Arc<Registry>,
         projections: Arc<Projections>,
         models: Arc<dyn ReadModels>,
-        capacity: u64,
+        settings: QuerySettings,
     ) -> Self {
-        let cache =
-            moka::future::Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(600)).build();
-        Self { registry, projections, models, cache }
+        let cache = answer_cache(settings.cache_bytes);
+        Self { registry, projections, models, cache, settings, turns: Default::default() }
+    }
+
+    /// Waits for a turn of `domain` to compute an answer.
+    async fn turn(&self, domain: &str) -> Result<tokio::sync::OwnedSemaphorePermit, QueryFailure> {
+        let turns = {
+            let mut all = self.turns.lock().expect("turns lock");
+            let max = self.settings.max_per_domain.max(1);
+            all.entry(domain.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max))).clone()
+        };
+        let busy = || QueryFailure::Busy { domain: domain.to_string(), limit: self.settings.max_per_domain };
+        match tokio::time::timeout(self.settings.queue, turns.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy()),
+        }
     }
 
     /// Answers `query` of `domain` with `params`, at or after `min_position` (waiting up to
@@ -137,7 +205,18 @@ impl Queries {
         let not_ready = |reason: &str| QueryFailure::NotReady { projection: projection.clone(), reason: reason.into() };
         let serving =
             || self.projections.serving(domain, &projection).ok_or_else(|| not_ready("it has no generation yet"));
+        // A projection parked on a poison event answers at once, on every host (see `poison`).
+        let failed = |g: &super::projections::Generation| {
+            g.parked().map(|event| QueryFailure::Failed {
+                projection: projection.clone(),
+                position: g.position(),
+                event,
+            })
+        };
         let mut generation = serving()?;
+        if let Some(failure) = failed(&generation) {
+            return Err(failure);
+        }
         if let Some(wanted) = min_position {
             // Waits on the serving generation, looking again now and then: a switch to a new
             // generation while waiting must not turn into a timeout.
@@ -156,6 +235,9 @@ impl Queries {
                 let mut position = generation.watch_position();
                 let _ = tokio::time::timeout(slice, position.wait_for(|p| *p >= wanted)).await;
                 generation = serving()?;
+                if let Some(failure) = failed(&generation) {
+                    return Err(failure);
+                }
             }
         }
         // The generation's own plugin answers: its queries know its documents' shape.
@@ -179,6 +261,7 @@ impl Queries {
             .cache
             .try_get_with(key, async {
                 computed.store(true, Ordering::Relaxed);
+                let _turn = self.turn(domain).await?;
                 let tx = self.models.read().await.map_err(|e| QueryFailure::Store(e.0))?;
                 let access = ReadAccess::query(namespace, tx, tokio::runtime::Handle::current());
                 let (plugin, name) = (runner.clone(), query.to_string());
@@ -213,5 +296,32 @@ impl Queries {
             .await
             .map_err(|e: Arc<QueryFailure>| QueryFailure::clone(&e))?;
         Ok((answer, !computed.load(Ordering::Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_answer_cache_is_bounded_by_the_bytes_of_its_answers() {
+        let cache = answer_cache(4 << 20);
+        let big = format!("\"{}\"", "x".repeat(256 << 10));
+        for n in 0..64 {
+            let key = Key {
+                domain: "d".into(),
+                query: "q".into(),
+                params: n.to_string(),
+                generation: 1,
+                position: 1,
+                digest: String::new(),
+            };
+            let data = RawValue::from_string(big.clone()).unwrap();
+            cache.insert(key, Arc::new(QueryAnswer { data, position: 1, generation: 1 })).await;
+        }
+        cache.run_pending_tasks().await;
+        assert!(cache.weighted_size() <= 4 << 20, "{} bytes held", cache.weighted_size());
+        assert!(cache.entry_count() <= 16, "64 answers of 256 KiB do not fit in 4 MiB: {}", cache.entry_count());
+        assert!(cache.entry_count() >= 8, "but most of 4 MiB is used: {}", cache.entry_count());
     }
 }

@@ -12,6 +12,7 @@ mod admin;
 mod commands;
 mod health;
 mod limits;
+mod parked;
 mod problem;
 mod projections;
 mod queries;
@@ -97,6 +98,12 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/gateway/dead-letters/{id}/retry", post(projections::outbox_retry))
         .route("/cache", get(projections::cache))
         .route("/domains/{domain}/projections/{name}/rebuild", post(projections::rebuild))
+        .route("/domains/{domain}/projections/{name}/retry", post(parked::retry))
+        .route("/domains/{domain}/projections/{name}/skip", post(parked::skip))
+        .route("/domains/{domain}/projections/{name}/skipped", get(parked::skipped))
+        .route("/projections/{domain}/{name}/retry", post(parked::retry))
+        .route("/projections/{domain}/{name}/skip", post(parked::skip))
+        .route("/projections/{domain}/{name}/skipped", get(parked::skipped))
         .route("/dead-letters", get(queued::dead_letters))
         .route("/dead-letters/{id}", axum::routing::delete(queued::discard))
         .route("/dead-letters/{id}/retry", post(queued::retry))

@@ -84,6 +84,14 @@ impl From<QueryFailure> for Problem {
             F::NotFound(message) => Problem::new(StatusCode::NOT_FOUND, "not-found", message),
             F::Fault(fault) => Problem::from(fault),
             F::Contract { .. } => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin-contract-violation", detail),
+            F::Failed { projection, position, event } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "projection-failed", detail)
+                    .with("projection", projection)
+                    .with("position", position)
+                    .with("failed_position", event.position)
+                    .with("event_type", event.event_type)
+            }
+            F::Busy { .. } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "queries-busy", detail).retry_after(1),
             F::Store(cause) => {
                 tracing::error!(%cause, "read-model store failure");
                 Problem::new(

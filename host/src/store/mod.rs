@@ -9,6 +9,8 @@ mod event_store_tests;
 pub mod leases;
 mod open;
 pub mod outbox;
+#[cfg(test)]
+mod parking_tests;
 pub mod plugins;
 pub mod postgres;
 pub mod queue;
@@ -17,6 +19,7 @@ pub mod read_models;
 mod read_models_tests;
 pub mod sqlite;
 mod sqlite_outbox;
+mod sqlite_parking;
 mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;

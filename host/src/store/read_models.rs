@@ -184,6 +184,34 @@ pub struct GenerationRow {
     pub position: u64,
 }
 
+/// An event a projection failed on, after its retries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailedEvent {
+    /// Its global position.
+    pub position: u64,
+    /// Its stream.
+    pub stream: String,
+    /// Its type.
+    pub event_type: String,
+    /// The projector's last error on it.
+    pub error: String,
+    /// When, microseconds since the Unix epoch.
+    pub at_micros: i64,
+}
+
+/// An event a projection generation went past without applying it (see
+/// [`ReadModelTx::record_skip`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedEvent {
+    /// The generation that skipped it.
+    pub generation: u64,
+    /// The event and why it failed.
+    #[serde(flatten)]
+    pub event: FailedEvent,
+    /// `policy` (the projection's `skip` policy) or `operator` (the admin API).
+    pub by: String,
+}
+
 /// Documents of one transaction: the projector's (read-write) or a query's (a read snapshot).
 #[async_trait]
 pub trait ReadModelTx: Send {
@@ -211,6 +239,9 @@ pub trait ReadModelTx: Send {
         }
         Ok(())
     }
+    /// Records that generation `id` skips `skipped` (and is no longer parked); committed with
+    /// the checkpoint that moves past the event, or not at all.
+    async fn record_skip(&mut self, id: &GenerationId, skipped: &SkippedEvent) -> Result<(), StoreError>;
     /// Commits the writes together with `checkpoint` (a read transaction just ends).
     async fn commit(self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError>;
 }
@@ -240,6 +271,15 @@ pub trait ReadModels: Send + Sync + 'static {
     async fn promote(&self, id: &GenerationId) -> Result<(), StoreError>;
     /// Drops a generation and its documents.
     async fn drop_generation(&self, id: &GenerationId) -> Result<(), StoreError>;
+    /// Parks generation `id` on `event` (its `stop` policy): it stays there until an operator
+    /// retries or skips it, or a new plugin version takes it over. Replaces an earlier one.
+    async fn park(&self, id: &GenerationId, event: &FailedEvent) -> Result<(), StoreError>;
+    /// Takes generation `id` off its parked event (to try it again).
+    async fn unpark(&self, id: &GenerationId) -> Result<(), StoreError>;
+    /// Every parked generation (that still exists) with its event.
+    async fn parked(&self) -> Result<Vec<(GenerationId, FailedEvent)>, StoreError>;
+    /// The events generations of `domain/name` skipped, oldest first (at most `limit`).
+    async fn skipped(&self, domain: &str, name: &str, limit: u32) -> Result<Vec<SkippedEvent>, StoreError>;
 }
 
 /// The writes of a [`ReadModelTx::write_many`] that count: the last one of each document (as if

@@ -1,7 +1,7 @@
 //! [`ReadModels`] on SQLite, in `read-models.db` beside the event store: its own file so that a
-//! projector's write transaction (held while the plugin runs) never waits on, nor delays, the
-//! event writer. One write connection (projector transactions queue for it), WAL readers for
-//! queries. Filters and sorts use SQLite's JSON functions on the document text.
+//! projector's commits never wait on, nor delay, the event writer. One write connection
+//! (projector commits queue for it; no plugin runs while one is held), WAL readers for queries
+//! and projectors' snapshots. Filters and sorts use SQLite's JSON functions on the document text.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,12 +14,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::read_models::{
-    Checkpoint, Condition, Cursor, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx, ReadModels,
-    last_writes,
+    Checkpoint, Condition, Cursor, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx,
+    ReadModels, SkippedEvent, last_writes,
 };
 use super::{StoreError, now_micros};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite_read_models");
+
+/// Read connections: more than one domain's queries may hold at once
+/// (`projections.max_queries_per_domain`), plus the projectors' snapshots.
+const READ_CONNECTIONS: u32 = 16;
 
 /// The SQLite read-model store.
 pub struct SqliteReadModels {
@@ -44,7 +48,7 @@ impl SqliteReadModels {
             .context("opening the read-model database")?;
         MIGRATOR.run(&writes).await.context("applying read-model migrations")?;
         let reads = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(READ_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await
             .context("opening read-model read connections")?;
@@ -153,6 +157,22 @@ impl ReadModels for SqliteReadModels {
         drop_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn park(&self, id: &GenerationId, event: &FailedEvent) -> Result<(), StoreError> {
+        super::sqlite_parking::park(&self.writes, id, event).await
+    }
+
+    async fn unpark(&self, id: &GenerationId) -> Result<(), StoreError> {
+        super::sqlite_parking::unpark(&self.writes, id).await
+    }
+
+    async fn parked(&self) -> Result<Vec<(GenerationId, FailedEvent)>, StoreError> {
+        super::sqlite_parking::parked(&self.reads).await
+    }
+
+    async fn skipped(&self, domain: &str, name: &str, limit: u32) -> Result<Vec<SkippedEvent>, StoreError> {
+        super::sqlite_parking::skipped(&self.reads, domain, name, limit).await
     }
 }
 
@@ -296,6 +316,10 @@ impl ReadModelTx for SqliteTx {
             .execute(&mut *self.0)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_skip(&mut self, id: &GenerationId, skipped: &SkippedEvent) -> Result<(), StoreError> {
+        super::sqlite_parking::record_skip(&mut self.0, id, skipped).await
     }
 
     async fn commit(mut self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {

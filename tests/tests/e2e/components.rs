@@ -24,6 +24,12 @@ async fn carriers() {
 }
 
 #[tokio::test]
+async fn sloth() {
+    let host = TestHost::start(&[cairn_tests::SLOTH_COMPONENT]).await.unwrap();
+    host.command("sloth", "note", json!({"id": "a"})).await.unwrap().expect(201);
+}
+
+#[tokio::test]
 async fn faulty() {
     let host = TestHost::start(&[FAULTY_COMPONENT]).await.unwrap();
     host.command("faulty", "record", json!({"id": 7})).await.unwrap().expect(201);

@@ -26,6 +26,8 @@ macro_rules! suites_on_every_backend {
         mod components;
         #[path = "concurrency.rs"]
         mod concurrency;
+        #[path = "containment.rs"]
+        mod containment;
         #[path = "faults.rs"]
         mod faults;
         #[path = "gateway.rs"]
@@ -40,6 +42,8 @@ macro_rules! suites_on_every_backend {
         mod idempotency;
         #[path = "outbox.rs"]
         mod outbox;
+        #[path = "poison.rs"]
+        mod poison;
         #[path = "read_side.rs"]
         mod read_side;
         #[path = "restart.rs"]

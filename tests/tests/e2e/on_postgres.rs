@@ -7,6 +7,8 @@ suites_on_every_backend!();
 
 #[path = "cluster.rs"]
 mod cluster;
+#[path = "cluster_poison.rs"]
+mod cluster_poison;
 #[path = "held_append.rs"]
 mod held_append;
 #[path = "outage.rs"]

@@ -1,7 +1,8 @@
 //! The read side through the real host with the `orders` domain: projections follow commands,
 //! queries read them (cached, `min_position` for read-your-writes), a held write transaction
 //! does not make a projector skip an event, a new projection version builds a new generation
-//! while the old one answers, a trapping projector stops only its own projection.
+//! while the old one answers, a trapping projector stops only its own projection (more on that
+//! in `poison.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -171,11 +172,14 @@ async fn a_projector_that_traps_stops_only_its_projection_with_the_error_visible
     // The other projection goes on, and commands still succeed.
     let stats = query(&host, "user-dashboard", &format!("user_id=trap-me&min_position={after}")).await;
     assert_eq!(stats.expect(200).body["data"]["total_orders"], 1);
+    // After its retries it stops on the event (the default policy): queries over it answer at once.
+    wait_projections(&host, |all| generation(all, "orders", "active").is_some_and(|g| !g["parked"].is_null())).await;
     let orders = query(&host, "orders-by-user", &format!("user_id=fine&min_position={after}&wait_ms=300")).await;
-    orders.expect_problem(504, "min-position-not-reached");
+    orders.expect_problem(503, "projection-failed");
 
-    // The fixed version takes over the same generation and gets past the event.
+    // The fixed version takes over the same generation (no longer parked) and gets past the event.
     host.admin_post("/admin/v1/domains/orders/rollback", json!({})).await.unwrap().expect(200);
+    wait_projections(&host, |all| generation(all, "orders", "active").is_some_and(|g| g["parked"].is_null())).await;
     let orders = query(&host, "orders-by-user", &format!("user_id=trap-me&min_position={after}&wait_ms=10000")).await;
     assert_eq!(orders.expect(200).body["data"]["orders"].as_array().unwrap().len(), 1, "{orders:#?}");
     let all =

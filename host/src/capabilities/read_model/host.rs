@@ -155,42 +155,77 @@ impl ReadAccess {
         })
     }
 
-    fn writable(&self) -> Result<(), ReadModelError> {
-        if self.writable {
+    fn may_write(&self) -> Result<(), ReadModelError> {
+        if self.writable() {
             Ok(())
         } else {
             Err(ReadModelError::NotGranted("queries may only read the read model".into()))
         }
     }
 
-    /// The document as this call knows it, from the store the first time.
+    /// The document as this call knows it: its own write, what it read, else the snapshot.
     fn read(&mut self, collection: &str, id: &str) -> Result<Option<String>, ReadModelError> {
         let key = (collection.to_string(), id.to_string());
+        if let Some(written) = self.dirty.get(&key) {
+            return Ok(written.clone());
+        }
         if let Some(known) = self.known.get(&key) {
             return Ok(known.clone());
         }
-        let result = block_on(&self.runtime, self.tx.get(&self.namespace, collection, id));
+        let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
+        let result = block_on(&self.runtime, async {
+            let tx = Self::snapshot(tx, models).await?;
+            tx.get(namespace, collection, id).await
+        });
         let body = self.check(result)?;
+        let size = super::entry_size(&key, &body);
+        if self.known_bytes + size > super::MAX_CACHED_BYTES {
+            self.known.clear();
+            self.known_bytes = 0;
+        }
+        self.known_bytes += size;
         self.known.insert(key, body.clone());
         Ok(body)
     }
 
-    /// Buffers a write (`None` deletes); sends the buffer when it grows past its cap.
+    /// Buffers a write (`None` deletes), within the call's cap.
     fn write(&mut self, collection: &str, id: &str, body: Option<String>) -> Result<(), ReadModelError> {
         let key = (collection.to_string(), id.to_string());
-        self.dirty_bytes += body.as_ref().map_or(0, String::len) + key.0.len() + key.1.len();
-        self.dirty.push(key.clone());
-        self.known.insert(key, body);
-        if self.dirty_bytes > super::MAX_BUFFERED_BYTES {
-            self.flush_now()?;
-            self.known.clear();
+        let size = super::entry_size(&key, &body);
+        let replaced = self.dirty.get(&key).map_or(0, |old| super::entry_size(&key, old));
+        let total = self.dirty_bytes - replaced + size;
+        if total > self.max_dirty_bytes {
+            return Err(ReadModelError::LimitExceeded(format!(
+                "the writes of one `project` call may take at most {} MiB ({}); send fewer events per batch \
+                 or smaller documents",
+                self.max_dirty_bytes >> 20,
+                super::BATCH_LIMIT_KEY
+            )));
         }
+        self.dirty_bytes = total;
+        if let Some(old) = self.known.remove(&key) {
+            self.known_bytes -= super::entry_size(&key, &old);
+        }
+        self.dirty.insert(key, body);
         Ok(())
     }
 
-    fn flush_now(&mut self) -> Result<(), ReadModelError> {
-        let runtime = self.runtime.clone();
-        let result = block_on(&runtime, self.flush());
+    /// One page of `collection`. Over buffered writes of that collection it runs in the writer
+    /// (writes sent first, rolled back after), else on the snapshot.
+    fn find_page(&mut self, collection: &str, find: &Find) -> Result<crate::store::read_models::Page, ReadModelError> {
+        let writes = self.writes_in(collection);
+        let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
+        let result = block_on(&self.runtime, async {
+            if writes.is_empty() {
+                let tx = Self::snapshot(tx, models).await?;
+                return tx.find(namespace, collection, find).await;
+            }
+            let models = models.ok_or_else(|| StoreError("no writer".into()))?;
+            let mut writer = models.write().await?;
+            writer.write_many(namespace, &writes).await?;
+            writer.find(namespace, collection, find).await
+            // The writer is dropped here: rolled back, nothing of it stays.
+        });
         self.check(result)
     }
 }
@@ -215,7 +250,7 @@ impl Host for HostState {
 
     fn upsert(&mut self, collection: String, id: String, body: String) -> Result<(), ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
-        access.writable()?;
+        access.may_write()?;
         check_collection(&collection)?;
         check_id(&id)?;
         object(&body)?;
@@ -224,7 +259,7 @@ impl Host for HostState {
 
     fn delete(&mut self, collection: String, id: String) -> Result<bool, ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
-        access.writable()?;
+        access.may_write()?;
         check_collection(&collection)?;
         check_id(&id)?;
         let existed = access.read(&collection, &id)?.is_some();
@@ -238,9 +273,7 @@ impl Host for HostState {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
         check_collection(&collection)?;
         let find = find_request(request)?;
-        access.flush_now()?;
-        let result = block_on(&access.runtime, access.tx.find(&access.namespace, &collection, &find));
-        let page = access.check(result)?;
+        let page = access.find_page(&collection, &find)?;
         Ok(Page {
             documents: page.documents.into_iter().map(|(id, body)| Document { id, body }).collect(),
             next_cursor: page.next.map(|c| c.encode()),
@@ -249,7 +282,7 @@ impl Host for HostState {
 
     fn increment(&mut self, collection: String, id: String, field: String, delta: f64) -> Result<f64, ReadModelError> {
         let access = self.read.as_mut().ok_or_else(not_granted)?;
-        access.writable()?;
+        access.may_write()?;
         check_collection(&collection)?;
         check_id(&id)?;
         let path = field_path(&field)?;
@@ -278,5 +311,57 @@ mod tests {
         }
         assert!(matches!(json_value(r#""a\u0000""#), Err(ReadModelError::Invalid(_))));
         assert!(json_value(r#""a\\u0000""#).is_ok(), "an escaped backslash is not a NUL");
+    }
+
+    #[tokio::test]
+    async fn a_projectors_buffered_writes_are_bounded_by_their_real_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = crate::store::sqlite_read_models::SqliteReadModels::open(dir.path()).await.unwrap();
+        let handle = tokio::runtime::Handle::current();
+        let mut access = ReadAccess::projector("d/p/1".into(), std::sync::Arc::new(models), handle, 1 << 20);
+        // Rewriting one document a million times holds one document.
+        for n in 0..1_000_000 {
+            access.write("c", "same", Some(format!("{{\"n\":{n}}}"))).unwrap();
+        }
+        assert!(access.dirty_bytes < 256, "{}", access.dirty_bytes);
+        // Tiny documents count with what they cost beyond their text: 1 MiB holds about 6000.
+        let mut written = 0;
+        let refused = loop {
+            match access.write("c", &written.to_string(), Some("{}".into())) {
+                Ok(()) => written += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!((4_000..8_000).contains(&written), "{written} tiny documents");
+        assert!(matches!(&refused, ReadModelError::LimitExceeded(m) if m.contains("limits.max_projection_batch_mib")));
+        assert!(access.dirty_bytes <= 1 << 20);
+        assert_eq!(access.into_writes().len(), written + 1, "sorted, one write per document");
+    }
+
+    #[tokio::test]
+    async fn a_projectors_find_sees_its_buffered_writes_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let models: std::sync::Arc<dyn crate::store::ReadModels> =
+            std::sync::Arc::new(crate::store::sqlite_read_models::SqliteReadModels::open(dir.path()).await.unwrap());
+        let mut tx = models.write().await.unwrap();
+        tx.upsert("d/p/1", "c", "old", r#"{"k": 1}"#).await.unwrap();
+        tx.commit(None).await.unwrap();
+        let handle = tokio::runtime::Handle::current();
+        let (models2, ns) = (models.clone(), "d/p/1".to_string());
+        let ids = tokio::task::spawn_blocking(move || {
+            let mut access = ReadAccess::projector(ns, models2, handle, 1 << 20);
+            access.write("c", "new", Some(r#"{"k": 2}"#.into())).unwrap();
+            access.write("c", "old", None).unwrap();
+            let page = access.find_page("c", &Find { limit: 10, ..Find::default() }).unwrap();
+            assert_eq!(access.read("c", "new").unwrap().as_deref(), Some(r#"{"k": 2}"#));
+            page.documents.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(ids, ["new"], "the find saw the buffered upsert and delete");
+        let mut read = models.read().await.unwrap();
+        let stored = read.find("d/p/1", "c", &Find { limit: 10, ..Find::default() }).await.unwrap();
+        let stored: Vec<_> = stored.documents.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(stored, ["old"], "the find's transaction was rolled back: nothing written");
     }
 }

@@ -1,21 +1,28 @@
 //! `cairn:domain/read-model` for projectors (read-write, inside `project`) and queries
 //! (read-only, inside `run`). A call reaches only the documents of one projection generation:
 //! the namespace is fixed by the host when it grants the access, the plugin names only the
-//! collection. Projector writes go into one store transaction that the projection runner
-//! commits with the checkpoint; nothing is written when the call fails or traps.
+//! collection. Nothing is written when the call fails or traps.
 //!
 //! Host functions are synchronous (the plugin runs on a blocking thread); they reach the async
-//! store through the runtime handle the runner captured. Documents a call has read or written
-//! are kept in memory for the rest of the call (reads of a written document never reach the
-//! store), and writes go to the store in multi-row batches: before a `find`, when the buffer
-//! passes [`MAX_BUFFERED_BYTES`], and when the runner finishes the call.
+//! store through the runtime handle the runner captured. Documents a call has read are kept in
+//! memory for the rest of the call (bounded; it is only a cache).
+//!
+//! A projector never holds the read models' write transaction while its plugin runs: it reads
+//! from a read snapshot (opened at its first read) and its writes are buffered in memory,
+//! bounded by their real size (`limits.max_projection_batch_mib`; beyond it the write fails with
+//! `limit-exceeded` naming the key). The runner takes the writer only to send the buffer and
+//! commit it with the checkpoint. A `find` over a collection with buffered writes sees them: it
+//! takes the writer just for that find (buffer sent, find run, transaction rolled back). Only
+//! this generation's runner writes its namespace, so the snapshot plus the buffer is exactly
+//! what the call would see inside one transaction.
 
 mod host;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::store::read_models::{DEFAULT_PAGE, MAX_PAGE};
-use crate::store::{ReadModelTx, StoreError};
+use crate::store::{ReadModelTx, ReadModels, StoreError};
 
 /// Largest document, in bytes of JSON text.
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
@@ -23,65 +30,109 @@ pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 pub const MAX_FILTERS: usize = 16;
 /// Most values in one `any-of`.
 pub const MAX_ANY_OF: usize = 100;
+/// The config key bounding a projector call's buffered writes.
+pub const BATCH_LIMIT_KEY: &str = "limits.max_projection_batch_mib";
+/// What one buffered or cached document costs beyond its text: the map slot (two keys and a
+/// body, 72 bytes, at hashbrown's load factor) and three heap allocations.
+const ENTRY_OVERHEAD: usize = 160;
+/// Bytes of documents a call keeps as read before forgetting them (reads only; a cache).
+const MAX_CACHED_BYTES: usize = 16 << 20;
 
-/// Bytes of written documents held before they are sent to the store mid-call.
-pub const MAX_BUFFERED_BYTES: usize = 16 << 20;
+/// One buffered write: `(collection, id, body)`, `None` deletes.
+pub type Write = (String, String, Option<String>);
 
 /// A call's access to one generation's documents.
 pub struct ReadAccess {
     namespace: String,
-    tx: Box<dyn ReadModelTx>,
+    /// The read snapshot (a query's from the start; a projector's from its first read).
+    tx: Option<Box<dyn ReadModelTx>>,
+    /// Where a projector opens its snapshot and, for a `find` over buffered writes, the writer.
+    models: Option<Arc<dyn ReadModels>>,
     runtime: tokio::runtime::Handle,
-    writable: bool,
-    /// What this call knows of documents: `None` = absent or deleted.
+    /// What this call read of documents: `None` = absent.
     known: HashMap<(String, String), Option<String>>,
-    /// Documents written since the last flush, in order.
-    dirty: Vec<(String, String)>,
+    known_bytes: usize,
+    /// A projector's writes, the last one of each document; `None` deletes.
+    dirty: HashMap<(String, String), Option<String>>,
     dirty_bytes: usize,
+    /// The cap on `dirty_bytes` (0 for queries, which may not write).
+    max_dirty_bytes: usize,
     /// The last store failure a call met, so the caller can answer "unavailable" rather than
     /// blame the plugin.
     pub store_failure: Option<String>,
 }
 
+fn entry_size(key: &(String, String), body: &Option<String>) -> usize {
+    ENTRY_OVERHEAD + key.0.len() + key.1.len() + body.as_ref().map_or(0, String::len)
+}
+
 impl ReadAccess {
-    fn new(namespace: String, tx: Box<dyn ReadModelTx>, runtime: tokio::runtime::Handle, writable: bool) -> Self {
-        let (known, dirty) = (HashMap::new(), Vec::new());
-        Self { namespace, tx, runtime, writable, known, dirty, dirty_bytes: 0, store_failure: None }
+    fn new(
+        namespace: String,
+        tx: Option<Box<dyn ReadModelTx>>,
+        models: Option<Arc<dyn ReadModels>>,
+        runtime: tokio::runtime::Handle,
+        max_dirty_bytes: usize,
+    ) -> Self {
+        Self {
+            namespace,
+            tx,
+            models,
+            runtime,
+            known: HashMap::new(),
+            known_bytes: 0,
+            dirty: HashMap::new(),
+            dirty_bytes: 0,
+            max_dirty_bytes,
+            store_failure: None,
+        }
     }
 
-    /// Read-write access for a projector, inside the write transaction `tx`.
-    pub fn projector(namespace: String, tx: Box<dyn ReadModelTx>, runtime: tokio::runtime::Handle) -> Self {
-        Self::new(namespace, tx, runtime, true)
+    /// Read-write access for a projector: reads from a snapshot of `models`, writes buffered up
+    /// to `max_batch_bytes` (see the module docs).
+    pub fn projector(
+        namespace: String,
+        models: Arc<dyn ReadModels>,
+        runtime: tokio::runtime::Handle,
+        max_batch_bytes: usize,
+    ) -> Self {
+        Self::new(namespace, None, Some(models), runtime, max_batch_bytes.max(1))
     }
 
     /// Read-only access for a query, over the snapshot `tx`.
     pub fn query(namespace: String, tx: Box<dyn ReadModelTx>, runtime: tokio::runtime::Handle) -> Self {
-        Self::new(namespace, tx, runtime, false)
+        Self::new(namespace, Some(tx), None, runtime, 0)
     }
 
-    /// Sends the buffered writes, then hands the transaction over (to commit, or to drop).
-    pub async fn finish(mut self) -> Result<Box<dyn ReadModelTx>, StoreError> {
-        self.flush().await?;
-        Ok(self.tx)
+    fn writable(&self) -> bool {
+        self.models.is_some()
     }
 
-    /// Writes the buffered documents to the transaction.
-    async fn flush(&mut self) -> Result<(), StoreError> {
-        if self.dirty.is_empty() {
-            return Ok(());
+    /// The buffered writes, sorted by `(collection, id)`; the snapshot is released.
+    pub fn into_writes(self) -> Vec<Write> {
+        let mut writes: Vec<Write> = self.dirty.into_iter().map(|((c, id), body)| (c, id, body)).collect();
+        writes.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        writes
+    }
+
+    /// The buffered writes of `collection`, for a `find` that must see them.
+    fn writes_in(&self, collection: &str) -> Vec<Write> {
+        if !self.dirty.keys().any(|(c, _)| c == collection) {
+            return Vec::new();
         }
-        let mut seen = std::collections::HashSet::new();
-        let writes: Vec<(String, String, Option<String>)> = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .rev()
-            .filter(|key| seen.insert(key.clone()))
-            .map(|(collection, id)| {
-                let body = self.known.get(&(collection.clone(), id.clone())).cloned().flatten();
-                (collection, id, body)
-            })
-            .collect();
-        self.dirty_bytes = 0;
-        self.tx.write_many(&self.namespace, &writes).await
+        self.dirty.iter().map(|((c, id), body)| (c.clone(), id.clone(), body.clone())).collect()
+    }
+
+    /// The snapshot, opened now if this is the call's first read.
+    async fn snapshot<'a>(
+        tx: &'a mut Option<Box<dyn ReadModelTx>>,
+        models: Option<&Arc<dyn ReadModels>>,
+    ) -> Result<&'a mut Box<dyn ReadModelTx>, StoreError> {
+        if tx.is_none() {
+            let models = models.ok_or_else(|| StoreError("no read snapshot".into()))?;
+            *tx = Some(models.read().await?);
+        }
+        Ok(tx.as_mut().expect("just opened"))
     }
 }
 

@@ -143,6 +143,7 @@ impl Projections {
             let old = std::mem::replace(&mut *self.slots.lock().expect("slots lock"), slots_from(rows));
             old.values().flat_map(|s| s.active.iter().chain(s.building.iter())).for_each(|g| g.halt());
             self.leader.store(true, Ordering::Release);
+            self.load_parked().await?;
         }
         tracing::info!(host = %self.host_id, "this host now runs the projections");
         for plugin in self.registry.all() {
@@ -206,6 +207,6 @@ impl Projections {
             }
         }
         *self.slots.lock().expect("slots lock") = fresh;
-        Ok(())
+        self.load_parked().await
     }
 }

@@ -9,6 +9,7 @@
 //! is kept (retired) for a rollback until the next switch.
 
 mod cluster;
+mod poison;
 mod runner;
 mod status;
 
@@ -21,10 +22,11 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 pub use self::cluster::ClusterSettings;
+pub use self::poison::{Action, FailurePolicy};
 pub use self::status::{GenerationStatus, ProjectionError, RunState};
 use crate::registry::Registry;
 use crate::runtime::Plugin;
-use crate::store::read_models::{GenerationId, GenerationRole, GenerationRow};
+use crate::store::read_models::{FailedEvent, GenerationId, GenerationRole, GenerationRow};
 use crate::store::{EventStore, Leases, ReadModels, StoreError};
 
 /// How runners work.
@@ -36,11 +38,34 @@ pub struct ProjectionSettings {
     pub first_backoff: Duration,
     /// Longest wait between retries of a failing event.
     pub max_backoff: Duration,
+    /// Largest buffered writes of one `project` call, in bytes (`limits.max_projection_batch_mib`).
+    pub max_batch_bytes: usize,
+    /// Failures on one event before its projection's failure policy applies.
+    pub failure_attempts: u32,
+    /// The failure policy of every projection (see [`poison`]).
+    pub on_failure: FailurePolicy,
+    /// Policies of single projections, keyed `<domain>/<projection>`.
+    pub on_failure_for: HashMap<String, FailurePolicy>,
+}
+
+impl ProjectionSettings {
+    /// The failure policy of `domain/name`.
+    pub fn policy_for(&self, domain: &str, name: &str) -> FailurePolicy {
+        self.on_failure_for.get(&format!("{domain}/{name}")).copied().unwrap_or(self.on_failure)
+    }
 }
 
 impl Default for ProjectionSettings {
     fn default() -> Self {
-        Self { batch: 256, first_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(30) }
+        Self {
+            batch: 256,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            max_batch_bytes: 64 << 20,
+            failure_attempts: 5,
+            on_failure: FailurePolicy::Stop,
+            on_failure_for: HashMap::new(),
+        }
     }
 }
 
@@ -75,8 +100,11 @@ pub struct Generation {
     applied: AtomicU64,
     status: Mutex<(RunState, Option<ProjectionError>)>,
     stop: watch::Sender<bool>,
-    /// Cuts a failure's backoff short when a new plugin version takes the generation over.
+    /// Cuts a failure's backoff short when a new plugin version takes the generation over (or
+    /// an operator retries or skips its parked event).
     wake: tokio::sync::Notify,
+    /// The event it is parked on (see [`poison`]), as stored.
+    parked: Mutex<Option<FailedEvent>>,
 }
 
 impl Generation {
@@ -94,6 +122,7 @@ impl Generation {
             status: Mutex::new((RunState::Starting, None)),
             stop: watch::channel(false).0,
             wake: tokio::sync::Notify::new(),
+            parked: Mutex::new(None),
         })
     }
 
@@ -110,6 +139,15 @@ impl Generation {
     /// Follows [`Generation::position`].
     pub fn watch_position(&self) -> watch::Receiver<u64> {
         self.position.subscribe()
+    }
+
+    /// The event it is parked on: it stopped there, by its `stop` policy, until an operator acts.
+    pub fn parked(&self) -> Option<FailedEvent> {
+        self.parked.lock().expect("parked lock").clone()
+    }
+
+    fn set_parked(&self, event: Option<FailedEvent>) {
+        *self.parked.lock().expect("parked lock") = event;
     }
 
     fn is_building(&self) -> bool {
@@ -362,6 +400,11 @@ impl Projections {
         if generation.plugin().is_none_or(|p| p.digest != plugin.digest) {
             self.models.set_plugin_version(&generation.id, plugin.version()).await?;
         }
+        if generation.plugin().is_some_and(|p| p.digest != plugin.digest) && generation.parked().is_some() {
+            // A new plugin version may get past the event: it tries again.
+            self.models.unpark(&generation.id).await?;
+            generation.set_parked(None);
+        }
         generation.plugin.store(Some(plugin));
         generation.wake.notify_waiters();
         if !generation.running.swap(true, Ordering::AcqRel) {
@@ -489,7 +532,8 @@ impl Projections {
         let mut out = Vec::with_capacity(generations.len());
         for (generation, role) in generations {
             let lag = self.events.lag(&generation.id.domain, generation.position()).await.ok();
-            out.push(status::describe(&generation, role, lag));
+            let policy = self.settings.policy_for(&generation.id.domain, &generation.id.name);
+            out.push(status::describe(&generation, role, lag, policy));
         }
         out
     }

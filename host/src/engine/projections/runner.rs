@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::poison::{self, Strikes};
 use super::{Generation, ProjectionError, Projections, RunState};
 use crate::bindings::types::RecordedEvent;
 use crate::capabilities::event_store::recorded_event;
@@ -29,9 +30,14 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
     let mut backoff = projections.settings.first_backoff;
     let domain = generation.id.domain.clone();
     let mut last_bare_checkpoint = std::time::Instant::now();
+    let mut strikes = Strikes::default();
     loop {
         if *stop.borrow() {
             break;
+        }
+        if generation.parked().is_some() {
+            poison::wait_parked(&generation, &mut stop).await;
+            continue;
         }
         let Some(plugin) = generation.plugin() else {
             generation.set_state(RunState::Paused);
@@ -63,12 +69,18 @@ pub(super) async fn run(projections: Arc<Projections>, generation: Arc<Generatio
                         generation.advance(applied_to, 0);
                     }
                     let store = failure.store;
-                    let error = match event {
-                        Some(e) => ProjectionError::at_event(failure.message, &e),
-                        None if failure.store => ProjectionError::store(failure.message),
-                        None => ProjectionError::plugin(failure.message, failure.position),
+                    let error = match &event {
+                        Some(e) => ProjectionError::at_event(failure.message.clone(), e),
+                        None if failure.store => ProjectionError::store(failure.message.clone()),
+                        None => ProjectionError::plugin(failure.message.clone(), failure.position),
                     };
                     generation.fail(error);
+                    if let Some(event) = &event
+                        && !store
+                        && poison::strike(&projections, &generation, event, &failure.message, &mut strikes).await
+                    {
+                        continue; // skipped by its policy: on with the next event
+                    }
                     if store && !generation.resync(projections.models.as_ref()).await {
                         break; // dropped or retired: another generation serves now
                     }
@@ -124,7 +136,7 @@ async fn store_checkpoint(projections: &Projections, generation: &Generation, to
 
 /// Commits `tx` with the checkpoint moved from where this runner last stored it to `to` (a
 /// compare-and-set: see [`Checkpoint`]), and remembers the new one.
-async fn commit_to(
+pub(super) async fn commit_to(
     generation: &Generation,
     tx: Box<dyn crate::store::ReadModelTx>,
     to: u64,
@@ -183,20 +195,29 @@ async fn apply(
     to: u64,
 ) -> Result<(), Failure> {
     let store_failure = |message: String| Failure { message, position: None, store: true };
-    let tx = projections.models.write().await.map_err(|e| store_failure(e.0))?;
-    let access = ReadAccess::projector(generation.id.namespace(), tx, tokio::runtime::Handle::current());
+    // The plugin runs without the writer (see `capabilities::read_model`): a slow or stuck
+    // projector of one domain cannot hold up another domain's commits.
+    let namespace = generation.id.namespace();
+    let access = ReadAccess::projector(
+        namespace.clone(),
+        projections.models.clone(),
+        tokio::runtime::Handle::current(),
+        projections.settings.max_batch_bytes,
+    );
     let recorded: Vec<RecordedEvent> = events.iter().cloned().map(recorded_event).collect();
     let (plugin, name) = (plugin.clone(), generation.id.name.clone());
     let (outcome, access) = tokio::task::spawn_blocking(move || plugin.project(&name, &recorded, access))
         .await
         .map_err(|e| store_failure(format!("the projection task failed: {e}")))?;
-    let access = access.ok_or_else(|| store_failure("the read-model transaction was lost".into()))?;
+    let access = access.ok_or_else(|| store_failure("the read-model access was lost".into()))?;
     if let Some(cause) = access.store_failure.clone() {
         return Err(store_failure(cause));
     }
     match outcome {
         Ok(Ok(())) => {
-            let tx = access.finish().await.map_err(|e| store_failure(e.0))?;
+            let writes = access.into_writes();
+            let mut tx = projections.models.write().await.map_err(|e| store_failure(e.0))?;
+            tx.write_many(&namespace, &writes).await.map_err(|e| store_failure(e.0))?;
             commit_to(generation, tx, to).await.map_err(|e| store_failure(e.0))
         }
         Ok(Err(failure)) => Err(Failure { message: failure.message, position: failure.position, store: false }),

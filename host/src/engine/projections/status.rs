@@ -24,6 +24,8 @@ pub enum RunState {
     Stopped,
     /// Run by another host sharing the database; this one follows its checkpoint.
     Elsewhere,
+    /// Stopped on an event it kept failing on (its `stop` policy) until an operator acts.
+    Parked,
 }
 
 /// Why a generation is stuck.
@@ -91,12 +93,17 @@ pub struct GenerationStatus {
     pub events_applied: u64,
     /// The last failure, until an event after it commits.
     pub last_error: Option<ProjectionError>,
+    /// The event it is parked on (retry or skip it through the admin API).
+    pub parked: Option<crate::store::read_models::FailedEvent>,
+    /// What it does with an event it keeps failing on.
+    pub on_failure: super::FailurePolicy,
 }
 
 pub(super) fn describe(
     generation: &Generation,
     role: &'static str,
     lag: Option<(u64, Option<i64>)>,
+    on_failure: super::FailurePolicy,
 ) -> GenerationStatus {
     let (state, last_error) = generation.status.lock().expect("status lock").clone();
     let now = now_micros();
@@ -113,5 +120,7 @@ pub(super) fn describe(
         state,
         events_applied: generation.applied.load(std::sync::atomic::Ordering::Relaxed),
         last_error,
+        parked: generation.parked(),
+        on_failure,
     }
 }

@@ -33,6 +33,7 @@ mod events;
 mod leases;
 mod listen;
 mod outbox;
+mod parking;
 mod plugins;
 mod queue;
 pub mod read_models;

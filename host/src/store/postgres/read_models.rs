@@ -16,13 +16,13 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::store::read_models::{
-    Checkpoint, Condition, Cursor, DEFAULT_PAGE, Find, GenerationId, GenerationRole, GenerationRow, MAX_PAGE, Page,
-    ReadModelTx, ReadModels, last_writes,
+    Checkpoint, Condition, Cursor, DEFAULT_PAGE, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow,
+    MAX_PAGE, Page, ReadModelTx, ReadModels, SkippedEvent, last_writes,
 };
 use crate::store::{StoreError, now_micros};
 
 /// The channel told about every generation change, with the domain as payload.
-const GENERATIONS_CHANNEL: &str = "cairn_generations";
+pub(super) const GENERATIONS_CHANNEL: &str = "cairn_generations";
 
 /// The PostgreSQL read-model store, over the event store's pool.
 pub struct PgReadModels {
@@ -168,6 +168,22 @@ impl ReadModels for PgReadModels {
         notify(&mut tx, &id.domain).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn park(&self, id: &GenerationId, event: &FailedEvent) -> Result<(), StoreError> {
+        super::parking::park(&self.pool, id, event).await
+    }
+
+    async fn unpark(&self, id: &GenerationId) -> Result<(), StoreError> {
+        super::parking::unpark(&self.pool, id).await
+    }
+
+    async fn parked(&self) -> Result<Vec<(GenerationId, FailedEvent)>, StoreError> {
+        super::parking::parked(&self.pool).await
+    }
+
+    async fn skipped(&self, domain: &str, name: &str, limit: u32) -> Result<Vec<SkippedEvent>, StoreError> {
+        super::parking::skipped(&self.pool, domain, name, limit).await
     }
 }
 
@@ -366,6 +382,10 @@ impl ReadModelTx for PgTx {
     /// and updates nothing, or, if the first rolled back, goes ahead. The row lock is then held
     /// to the commit, which publishes the documents and the checkpoint in one go. Nothing of a
     /// transaction whose compare failed commits.
+    async fn record_skip(&mut self, id: &GenerationId, skipped: &SkippedEvent) -> Result<(), StoreError> {
+        super::parking::record_skip(&mut self.0, id, skipped).await
+    }
+
     async fn commit(mut self: Box<Self>, checkpoint: Option<Checkpoint>) -> Result<(), StoreError> {
         if let Some(checkpoint) = checkpoint {
             let Checkpoint { generation: id, expected, position } = &checkpoint;
