@@ -73,6 +73,23 @@ pub(super) fn check_events(plugin: &Plugin, events: &[NewEvent]) -> Result<(), C
     Ok(())
 }
 
+/// Refuses, before anything is stored, an event that some store or read model could not hold
+/// (see [`crate::store::event_rules`]), naming the event and the place in its data.
+pub(super) fn check_storable(stream: &str, events: &[NewEvent], max_depth: usize) -> Result<(), CommandError> {
+    for (i, event) in events.iter().enumerate() {
+        crate::store::event_rules::check(&event.data, max_depth).map_err(|error| {
+            CommandError::Unstorable(crate::store::UnstorableEvent {
+                stream: stream.to_string(),
+                index: i + 1,
+                event_type: event.event_type.clone(),
+                part: "data",
+                error,
+            })
+        })?;
+    }
+    Ok(())
+}
+
 pub(super) fn too_many_events(plugin: &Plugin, count: usize) -> CommandError {
     CommandError::LimitExceeded {
         domain: plugin.domain().to_string(),

@@ -8,6 +8,12 @@
 //! through `busy_timeout`), so a registry write on the other connection can never make a group
 //! commit fail with a stale snapshot.
 //!
+//! A failed group commit is retried unit by unit, so only the unit the database refuses gets
+//! the error; after any failure the writer discards its connection (SQLite may have rolled the
+//! transaction back itself, leaving the driver's transaction depth behind) and opens a new one,
+//! so it recovers by itself once the cause (a full disk, an I/O error) clears. Its health
+//! feeds `/readyz` (see [`super::writer_health`]).
+//!
 //! Durability: WAL with `synchronous=FULL`. Group commit pays for the extra fsync, and FULL does
 //! not lose acknowledged commands on power loss (NORMAL may).
 
@@ -15,6 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -24,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Connection, QueryBuilder, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::writer_health::{self, Next, WriterHealth};
 use super::{
     AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, StoreError,
     StoredEvent, StreamId, now_micros, place,
@@ -45,6 +53,7 @@ pub struct SqliteStore {
     pub(super) admin: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
     head: watch::Receiver<u64>,
+    health: Arc<WriterHealth>,
     _lock: File,
 }
 
@@ -69,6 +78,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let mut conn = SqliteConnection::connect_with(&options).await.context("opening the SQLite database")?;
+        let writes = options.clone();
         MIGRATOR.run(&mut conn).await.context("applying SQLite migrations")?;
         let admin = SqlitePoolOptions::new()
             .max_connections(1)
@@ -84,8 +94,13 @@ impl SqliteStore {
             sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut conn).await?;
         let (head_tx, head) = watch::channel(last as u64);
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(Writer { conn, heads: HashMap::new(), head: head_tx }.run(jobs));
-        Ok(Self { reads, admin, writer, head, _lock: lock })
+        let health = Arc::new(WriterHealth::default());
+        let writer_health = health.clone();
+        let conn = Some(conn);
+        tokio::spawn(
+            Writer { conn, options: writes, heads: HashMap::new(), head: head_tx, health: writer_health }.run(jobs),
+        );
+        Ok(Self { reads, admin, writer, head, health, _lock: lock })
     }
 }
 
@@ -109,6 +124,15 @@ impl EventStore for SqliteStore {
         .fetch_all(&self.reads)
         .await?;
         Ok(rows.iter().map(stored_event).collect())
+    }
+
+    async fn stream_head(&self, domain: &str, stream: &str) -> Result<u64, StoreError> {
+        let v: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?")
+            .bind(domain)
+            .bind(stream)
+            .fetch_one(&self.reads)
+            .await?;
+        Ok(v as u64)
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError> {
@@ -147,6 +171,10 @@ impl EventStore for SqliteStore {
             return Err(StoreError(format!("{applied} of {} migrations applied", MIGRATOR.migrations.len())));
         }
         Ok(())
+    }
+
+    fn check_writes(&self) -> Result<(), StoreError> {
+        self.health.check()
     }
 
     /// Gap-safe on SQLite: one writer at a time (the writer task, in `BEGIN IMMEDIATE`) takes the
@@ -225,7 +253,10 @@ async fn idempotency_lookup<'e, E: sqlx::SqliteExecutor<'e>>(
 /// The single writer. `heads` caches stream versions it has seen; it is the only writer of the
 /// database (the directory lock guarantees it), so the cache stays exact.
 struct Writer {
-    conn: SqliteConnection,
+    /// `None` after a failure discarded it; the next attempt opens a new one.
+    conn: Option<SqliteConnection>,
+    options: SqliteConnectOptions,
+    health: Arc<WriterHealth>,
     heads: HashMap<(String, String), u64>,
     /// The last committed position, published after every commit (projection runners wake on it).
     head: watch::Sender<u64>,
@@ -239,36 +270,107 @@ struct Planned {
 
 impl Writer {
     async fn run(mut self, mut jobs: mpsc::Receiver<WriteJob>) {
-        while let Some(first) = jobs.recv().await {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+        loop {
+            match writer_health::next(&mut jobs, &self.health).await {
+                Next::Job(first) => {
+                    let group = writer_health::gather(first, &mut jobs, MAX_GROUP);
+                    self.commit_group(group).await;
                 }
+                Next::Probe => self.probe().await,
+                Next::Closed => break,
             }
-            self.commit_group(group).await;
         }
     }
 
+    /// Commits a group; when that fails with more than one unit accepted, each of them is
+    /// tried again on its own, so a unit the database refuses cannot fail the others.
     async fn commit_group(&mut self, group: Vec<WriteJob>) {
         match self.try_commit_group(group).await {
-            Ok((planned, heads, next_position)) => {
-                self.heads.extend(heads);
-                if self.heads.len() > MAX_CACHED_HEADS {
-                    self.heads.clear();
+            Ok((planned, heads, next_position)) => self.committed(planned, heads, next_position),
+            Err((planned, error)) => {
+                tracing::error!(%error, units = planned.len(), "SQLite group commit failed");
+                self.discard().await;
+                if planned.len() <= 1 {
+                    self.failed(planned, &error);
+                    return;
                 }
-                self.head.send_replace(next_position - 1);
-                for Planned { job, result } in planned {
-                    let _ = job.reply.send(Ok(result));
+                for Planned { job, .. } in planned {
+                    match self.try_commit_group(vec![job]).await {
+                        Ok((planned, heads, next_position)) => self.committed(planned, heads, next_position),
+                        Err((planned, error)) => {
+                            tracing::error!(%error, "a unit of work failed on its own");
+                            self.discard().await;
+                            self.failed(planned, &error);
+                        }
+                    }
                 }
             }
-            Err((planned, error)) => {
-                tracing::error!(%error, "SQLite group commit failed");
-                self.heads.clear();
-                for Planned { job, .. } in planned {
-                    let _ = job.reply.send(Err(AppendError::Store(error.clone())));
-                }
+        }
+    }
+
+    fn committed(&mut self, planned: Vec<Planned>, heads: HashMap<StreamId, u64>, next_position: u64) {
+        self.health.committed();
+        self.heads.extend(heads);
+        if self.heads.len() > MAX_CACHED_HEADS {
+            self.heads.clear();
+        }
+        self.head.send_replace(next_position - 1);
+        for Planned { job, result } in planned {
+            let _ = job.reply.send(Ok(result));
+        }
+    }
+
+    fn failed(&mut self, planned: Vec<Planned>, error: &StoreError) {
+        self.health.failed(error);
+        for Planned { job, .. } in planned {
+            let _ = job.reply.send(Err(AppendError::Store(error.clone())));
+        }
+    }
+
+    /// Drops the connection after a failure: whatever state SQLite or the driver was left in
+    /// (an open or half-rolled-back transaction), the next attempt starts on a fresh one.
+    async fn discard(&mut self) {
+        self.heads.clear();
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+
+    /// The writer's connection, opened anew after a discard.
+    async fn connection(&mut self) -> Result<&mut SqliteConnection, StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(SqliteConnection::connect_with(&self.options).await?);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    /// A real write (a row inserted and deleted in one transaction) to learn whether the store
+    /// can commit again.
+    async fn probe(&mut self) {
+        let outcome: Result<(), StoreError> = async {
+            let conn = self.connection().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) \
+                 VALUES ('', ?, '', 0, '{}', 0)",
+            )
+            .bind(writer_health::PROBE_KEY)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM idempotency_keys WHERE scope = '' AND key = ?")
+                .bind(writer_health::PROBE_KEY)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => self.health.committed(),
+            Err(error) => {
+                tracing::warn!(%error, "the event store still cannot commit");
+                self.discard().await;
+                self.health.failed(&error);
             }
         }
     }
@@ -280,14 +382,17 @@ impl Writer {
         group: Vec<WriteJob>,
     ) -> Result<(Vec<Planned>, HashMap<(String, String), u64>, u64), (Vec<Planned>, StoreError)> {
         let mut planned: Vec<Planned> = Vec::with_capacity(group.len());
-        let mut tx = match self.conn.begin_with("BEGIN IMMEDIATE").await {
+        if self.conn.is_none() {
+            match SqliteConnection::connect_with(&self.options).await {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => return Err(fail(group, planned, e.into())),
+            }
+        }
+        let conn = self.conn.as_mut().expect("just opened");
+        let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
             Ok(tx) => tx,
             Err(e) => {
-                let error = StoreError::from(e);
-                for job in group {
-                    let _ = job.reply.send(Err(AppendError::Store(error.clone())));
-                }
-                return Err((planned, error));
+                return Err(fail(group, planned, e.into()));
             }
         };
         let mut tentative: HashMap<(String, String), u64> = HashMap::new();

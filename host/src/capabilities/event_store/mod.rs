@@ -16,6 +16,9 @@ use crate::store::{EventStore, ExpectedVersion, StoredEvent};
 /// Most events one `read-stream` call returns.
 pub const MAX_READ: u32 = 10_000;
 
+/// Most bytes of events one read loads unless configured (`limits.max_read_mib`).
+pub const DEFAULT_MAX_READ_BYTES: usize = 64 << 20;
+
 /// Appends buffered for one stream.
 #[derive(Debug, Clone)]
 pub struct BufferedAppend {
@@ -35,6 +38,7 @@ pub struct UnitOfWork {
     store: Arc<dyn EventStore>,
     runtime: tokio::runtime::Handle,
     max_events: usize,
+    max_read_bytes: usize,
     pub(crate) appends: Vec<BufferedAppend>,
     /// What earlier commands of the same batch appended.
     prior: Vec<BufferedAppend>,
@@ -54,6 +58,7 @@ impl UnitOfWork {
             store,
             runtime,
             max_events,
+            max_read_bytes: DEFAULT_MAX_READ_BYTES,
             appends: Vec::new(),
             prior: Vec::new(),
             seen: Default::default(),
@@ -82,11 +87,22 @@ impl UnitOfWork {
         self
     }
 
-    /// Stored events of `stream`, then what earlier commands of the batch appended to it.
+    /// Loads at most `bytes` of events per read (a read stops early; the handler reads on).
+    pub fn with_max_read_bytes(mut self, bytes: usize) -> Self {
+        self.max_read_bytes = bytes;
+        self
+    }
+
+    /// Stored events of `stream` (at most `max`, and at most the read bound's bytes), then what
+    /// earlier commands of the batch appended to it.
     fn stored(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<StoredEvent>, String> {
-        let mut events =
-            self.runtime.block_on(self.store.read_stream(&self.domain, stream, from, max)).map_err(|e| e.0)?;
-        if let Some(prior) = self.prior.iter().find(|a| a.stream == stream) {
+        let read = self
+            .runtime
+            .block_on(self.store.read_stream_bounded(&self.domain, stream, from, max, self.max_read_bytes))
+            .map_err(|e| e.0)?;
+        let mut events = read.events;
+        // Cut by bytes: the batch's own events come only after every stored one.
+        if let Some(prior) = self.prior.iter().find(|a| a.stream == stream).filter(|_| !read.cut) {
             for (i, event) in prior.events.iter().enumerate() {
                 let version = prior.first_version + i as u64;
                 if version >= from && events.len() < max as usize {
@@ -101,6 +117,18 @@ impl UnitOfWork {
             self.seen.entry(stream.to_string()).or_default();
         }
         Ok(events)
+    }
+
+    /// The version of `stream` as this unit sees it (stored, then the batch's own events),
+    /// without loading its events.
+    fn head(&mut self, stream: &str) -> Result<u64, String> {
+        let stored = self.runtime.block_on(self.store.stream_head(&self.domain, stream)).map_err(|e| e.0)?;
+        let prior =
+            self.prior.iter().find(|a| a.stream == stream).map_or(0, |a| a.first_version + a.events.len() as u64 - 1);
+        let head = stored.max(prior);
+        let seen = self.seen.entry(stream.to_string()).or_default();
+        *seen = (*seen).max(head);
+        Ok(head)
     }
 
     fn buffered_count(&self) -> usize {

@@ -1,6 +1,9 @@
 //! [`EventStore`] on PostgreSQL: reads over the pool, appends through this host's writer task,
 //! which group-commits whatever is waiting in one transaction serialised on the log head (see
-//! the module above for why that keeps the global order gap-safe).
+//! the module above for why that keeps the global order gap-safe). A failed group commit is
+//! retried unit by unit, so only the unit the database refuses gets the error; the pool rolls a
+//! failed transaction back (or drops its connection), so the writer recovers by itself once the
+//! database can commit again, and its health feeds `/readyz` (see `writer_health`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,6 +13,7 @@ use sqlx::{PgConnection, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::PgStore;
+use crate::store::writer_health::{self, Next, WriterHealth};
 use crate::store::{
     AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, Placement,
     StoreError, StoredEvent, StreamId, now_micros, place,
@@ -45,6 +49,16 @@ impl EventStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(stored_event).collect())
+    }
+
+    async fn stream_head(&self, domain: &str, stream: &str) -> Result<u64, StoreError> {
+        let v: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = $1 AND stream = $2")
+                .bind(domain)
+                .bind(stream)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(v as u64)
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError> {
@@ -85,6 +99,10 @@ impl EventStore for PgStore {
             return Err(StoreError(format!("{applied} of {expected} migrations applied")));
         }
         Ok(())
+    }
+
+    fn check_writes(&self) -> Result<(), StoreError> {
+        self.health.check()
     }
 
     /// The head and the events in one statement, so one snapshot: every event at or below the
@@ -173,38 +191,90 @@ pub(super) struct Writer {
     pub(super) pool: PgPool,
     /// The last committed position (this host's commits; the listener adds other hosts').
     pub(super) head: watch::Sender<u64>,
+    /// Whether the last commit attempt succeeded (for `/readyz`).
+    pub(super) health: std::sync::Arc<WriterHealth>,
 }
 
 impl Writer {
     pub(super) async fn run(self, mut jobs: mpsc::Receiver<WriteJob>) {
-        while let Some(first) = jobs.recv().await {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
+        loop {
+            match writer_health::next(&mut jobs, &self.health).await {
+                Next::Job(first) => {
+                    let group = writer_health::gather(first, &mut jobs, MAX_GROUP);
+                    self.commit_group(group).await;
                 }
+                Next::Probe => self.probe().await,
+                Next::Closed => break,
             }
-            self.commit_group(group).await;
         }
     }
 
+    /// Commits a group; when that fails and it held more than one unit, each unit is tried
+    /// again on its own, so a unit the database refuses cannot fail the others.
     async fn commit_group(&self, group: Vec<WriteJob>) {
         let (jobs, batches): (Vec<_>, Vec<_>) = group.into_iter().map(|j| (j.reply, j.batch)).unzip();
         match self.try_commit(&batches).await {
-            Ok((verdicts, last)) => {
-                if let Some(last) = last {
-                    super::raise(&self.head, last);
-                }
-                for (reply, verdict) in jobs.into_iter().zip(verdicts) {
-                    let _ = reply.send(verdict);
+            Ok(done) => self.committed(jobs, done),
+            Err(error) if batches.len() > 1 => {
+                tracing::error!(%error, units = batches.len(), "PostgreSQL group commit failed; committing unit by unit");
+                for (reply, batch) in jobs.into_iter().zip(batches) {
+                    match self.try_commit(std::slice::from_ref(&batch)).await {
+                        Ok(done) => self.committed(vec![reply], done),
+                        Err(error) => self.failed(vec![reply], &error),
+                    }
                 }
             }
+            Err(error) => self.failed(jobs, &error),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn committed(
+        &self,
+        replies: Vec<oneshot::Sender<Result<AppendResult, AppendError>>>,
+        (verdicts, last): (Vec<Result<AppendResult, AppendError>>, Option<u64>),
+    ) {
+        self.health.committed();
+        if let Some(last) = last {
+            super::raise(&self.head, last);
+        }
+        for (reply, verdict) in replies.into_iter().zip(verdicts) {
+            let _ = reply.send(verdict);
+        }
+    }
+
+    fn failed(&self, replies: Vec<oneshot::Sender<Result<AppendResult, AppendError>>>, error: &StoreError) {
+        tracing::error!(%error, "PostgreSQL commit failed");
+        self.health.failed(error);
+        for reply in replies {
+            let _ = reply.send(Err(AppendError::Store(error.clone())));
+        }
+    }
+
+    /// A real write (a row inserted and deleted in one transaction) to learn whether the
+    /// database can commit again.
+    async fn probe(&self) {
+        let outcome: Result<(), sqlx::Error> = async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) \
+                 VALUES ('', $1, '', 0, '{}', 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(writer_health::PROBE_KEY)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM idempotency_keys WHERE scope = '' AND key = $1")
+                .bind(writer_health::PROBE_KEY)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        match outcome {
+            Ok(()) => self.health.committed(),
             Err(error) => {
-                tracing::error!(%error, "PostgreSQL group commit failed");
-                for reply in jobs {
-                    let _ = reply.send(Err(AppendError::Store(error.clone())));
-                }
+                tracing::warn!(%error, "the event store still cannot commit");
+                self.health.failed(&error.into());
             }
         }
     }

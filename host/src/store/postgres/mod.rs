@@ -73,6 +73,7 @@ pub struct PgStore {
     pub(super) pool: PgPool,
     writer: mpsc::Sender<events::WriteJob>,
     head: watch::Receiver<u64>,
+    health: std::sync::Arc<super::writer_health::WriterHealth>,
     notifications: Notifications,
 }
 
@@ -92,8 +93,9 @@ impl PgStore {
         let (head_tx, head) = watch::channel(last as u64);
         let notifications = listen::start(pool.clone(), head_tx.clone()).await?;
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(events::Writer { pool: writes, head: head_tx }.run(jobs));
-        Ok(Self { pool, writer, head, notifications })
+        let health = std::sync::Arc::new(super::writer_health::WriterHealth::default());
+        tokio::spawn(events::Writer { pool: writes, head: head_tx, health: health.clone() }.run(jobs));
+        Ok(Self { pool, writer, head, health, notifications })
     }
 
     /// Registry and generation changes made by any host (this one included).
