@@ -25,6 +25,7 @@ const BUILDS: &[Build] = &[
     Build { name: "overreach", package: "overreach", features: "", folder: "tests/guests/overreach" },
     Build { name: "gateway-probe", package: "gateway-probe", features: "", folder: "tests/guests/gateway-probe" },
     Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
+    Build { name: "unstorable", package: "unstorable", features: "", folder: "tests/guests/unstorable" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {
         name: "carriers-incompatible",

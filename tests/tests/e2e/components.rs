@@ -3,7 +3,7 @@
 
 use cairn_tests::{
     BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT,
-    FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT,
+    FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT, UNSTORABLE_COMPONENT,
 };
 
 use super::TestHost;
@@ -132,4 +132,10 @@ async fn rates() {
     let body = json!({"carrier_id": "c1", "from": "GB", "to": "FR", "weight_grams": 10});
     let reply = host.command("rates", "request-quote", body).await.unwrap();
     reply.expect_problem(422, "rate-unavailable");
+}
+
+#[tokio::test]
+async fn unstorable() {
+    let host = TestHost::start(&[UNSTORABLE_COMPONENT]).await.unwrap();
+    host.command("unstorable", "note", json!({"id": "a", "text": "plain"})).await.unwrap().expect(201);
 }
