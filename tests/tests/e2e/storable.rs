@@ -22,6 +22,13 @@ async fn an_order_whose_user_id_holds_a_nul_is_refused_by_field_and_the_projecti
     let detail = refused.body["detail"].as_str().unwrap();
     assert!(detail.contains("NUL") && detail.contains("/user_id"), "{detail}");
 
+    // In a batch: the failing command is named, and nothing of the batch is stored.
+    let order = |user: &str| json!({"command": "create-order", "payload": {"user_id": user, "total_cents": 100}});
+    let batch = json!({"commands": [order("bob"), order("\u{0}bob")]});
+    let refused = host.post_raw("/v1/domains/orders/batch", batch.to_string(), &[]).await.unwrap();
+    refused.expect_problem(422, "unstorable-event");
+    assert_eq!((&refused.body["failed_index"], &refused.body["pointer"]), (&json!(2), &json!("/user_id")));
+
     let ok = host.command("orders", "create-order", json!({"user_id": "ann", "total_cents": 100})).await.unwrap();
     assert_eq!(position(ok.expect(201)), 1, "the refused order stored nothing");
     let orders = query(&host, "orders-by-user", "user_id=ann&min_position=1&wait_ms=5000").await;
