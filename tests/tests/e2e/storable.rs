@@ -2,7 +2,7 @@
 //! or nested deeper than `limits.max_event_depth` is refused with 422 `unstorable-event`, naming
 //! the event and the place (a JSON pointer), before anything is stored; other commands and other
 //! domains go on. A history larger than `limits.max_read_mib` is refused with 422, and stream
-//! pages stop early at the same bound.
+//! pages stop early at the same bound. A queued command meets the same rule when it runs.
 
 use cairn_tests::{ORDERS_COMPONENT, UNSTORABLE_COMPONENT};
 use serde_json::json;
@@ -35,6 +35,28 @@ async fn an_order_whose_user_id_holds_a_nul_is_refused_by_field_and_the_projecti
     assert_eq!(orders.expect(200).body["data"]["orders"].as_array().unwrap().len(), 1, "{orders:#?}");
     let stats = query(&host, "user-dashboard", "user_id=ann&min_position=1&wait_ms=5000").await;
     assert_eq!(stats.expect(200).body["data"]["total_orders"], 1, "{stats:#?}");
+}
+
+#[tokio::test]
+async fn a_queued_command_whose_event_cannot_be_stored_is_rejected_not_retried() {
+    let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
+    let body = json!({"user_id": "\u{0}", "total_cents": 100}).to_string();
+    let path = "/v1/domains/orders/commands/create-order";
+    let accepted = host.post_raw(path, body, &[("prefer", "respond-async")]).await.unwrap();
+    let url = accepted.expect(202).body["status_url"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let job = loop {
+        let job = host.get(&url).await.unwrap().body;
+        if job["state"] != "queued" && job["state"] != "running" {
+            break job;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["state"], "rejected", "{job}");
+    assert!(job.to_string().contains("/user_id"), "{job}");
+    let ok = host.command("orders", "create-order", json!({"user_id": "ann", "total_cents": 100})).await.unwrap();
+    assert_eq!(position(ok.expect(201)), 1, "the queued command stored nothing");
 }
 
 #[tokio::test]
