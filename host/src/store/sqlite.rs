@@ -294,15 +294,24 @@ impl Writer {
                     self.failed(planned, &error);
                     return;
                 }
+                // The store is failing only if no unit commits on its own either.
+                let (mut any_committed, mut failure) = (false, None);
                 for Planned { job, .. } in planned {
                     match self.try_commit_group(vec![job]).await {
-                        Ok((planned, heads, next_position)) => self.committed(planned, heads, next_position),
+                        Ok((planned, heads, next_position)) => {
+                            any_committed = true;
+                            self.committed(planned, heads, next_position);
+                        }
                         Err((planned, error)) => {
                             tracing::error!(%error, "a unit of work failed on its own");
                             self.discard().await;
-                            self.failed(planned, &error);
+                            answer_failed(planned, &error);
+                            failure = Some(error);
                         }
                     }
+                }
+                if let (false, Some(error)) = (any_committed, failure) {
+                    self.health.failed(&error);
                 }
             }
         }
@@ -322,9 +331,7 @@ impl Writer {
 
     fn failed(&mut self, planned: Vec<Planned>, error: &StoreError) {
         self.health.failed(error);
-        for Planned { job, .. } in planned {
-            let _ = job.reply.send(Err(AppendError::Store(error.clone())));
-        }
+        answer_failed(planned, error);
     }
 
     /// Drops the connection after a failure: whatever state SQLite or the driver was left in
@@ -475,6 +482,12 @@ async fn plan(
         let used = streams.iter().map(|s| s.count).sum();
         (streams, heads, used)
     }))
+}
+
+fn answer_failed(planned: Vec<Planned>, error: &StoreError) {
+    for Planned { job, .. } in planned {
+        let _ = job.reply.send(Err(AppendError::Store(error.clone())));
+    }
 }
 
 fn fail(jobs: Vec<WriteJob>, planned: Vec<Planned>, error: StoreError) -> (Vec<Planned>, StoreError) {

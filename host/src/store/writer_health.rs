@@ -5,7 +5,8 @@
 //! again once the store can commit, without waiting for a command.
 //!
 //! A group commit that fails is retried unit by unit (see each writer), so one unit of work the
-//! database refuses fails alone; the health turns failing only when a unit failed on its own.
+//! database refuses fails alone; the health turns failing when a group commit, or every unit of
+//! a failed group on its own, could not commit.
 
 use std::sync::Mutex;
 use std::time::Duration;

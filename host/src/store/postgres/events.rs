@@ -217,11 +217,23 @@ impl Writer {
             Ok(done) => self.committed(jobs, done),
             Err(error) if batches.len() > 1 => {
                 tracing::error!(%error, units = batches.len(), "PostgreSQL group commit failed; committing unit by unit");
+                // The store is failing only if no unit commits on its own either.
+                let (mut any_committed, mut failure) = (false, None);
                 for (reply, batch) in jobs.into_iter().zip(batches) {
                     match self.try_commit(std::slice::from_ref(&batch)).await {
-                        Ok(done) => self.committed(vec![reply], done),
-                        Err(error) => self.failed(vec![reply], &error),
+                        Ok(done) => {
+                            any_committed = true;
+                            self.committed(vec![reply], done);
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "a unit of work failed on its own");
+                            let _ = reply.send(Err(AppendError::Store(error.clone())));
+                            failure = Some(error);
+                        }
                     }
+                }
+                if let (false, Some(error)) = (any_committed, failure) {
+                    self.health.failed(&error);
                 }
             }
             Err(error) => self.failed(jobs, &error),
