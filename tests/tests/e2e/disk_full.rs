@@ -88,6 +88,7 @@ async fn a_full_disk_fails_commands_and_readiness_until_space_is_back_then_all_r
         assert!(started.elapsed() < Duration::from_secs(10), "readiness never came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let recovered_in = started.elapsed();
     for i in 0..20 {
         ack(create(&host, &format!("after-{i}")).await.expect(201));
     }
@@ -95,5 +96,8 @@ async fn a_full_disk_fails_commands_and_readiness_until_space_is_back_then_all_r
         let events = host.stream_events("orders", &format!("order-{id}")).await.unwrap();
         assert_eq!(events.len(), 1, "acknowledged order {id} is stored");
     }
-    eprintln!("disk_full: {} commands acknowledged, all stored", acknowledged.len());
+    eprintln!(
+        "disk_full: ready again {recovered_in:?} after space was freed; {} acknowledged, all stored",
+        acknowledged.len()
+    );
 }
