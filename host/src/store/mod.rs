@@ -250,8 +250,8 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Like [`EventStore::read_stream`], but stops before the event that would take what it
     /// loaded past `max_bytes` (of data and metadata; the first event always comes): reads in
-    /// small pages sized by what the events so far weigh, so memory stays near `max_bytes`
-    /// however long the stream.
+    /// pages of a few MiB, sized by what the events so far weigh, so memory stays near
+    /// `max_bytes` however long the stream.
     async fn read_stream_bounded(
         &self,
         domain: &str,
@@ -265,7 +265,7 @@ pub trait EventStore: Send + Sync + 'static {
         let mut next = from_version.max(1);
         while read.events.len() < limit as usize {
             let average = if read.events.is_empty() { usize::MAX } else { (bytes / read.events.len()).max(1) };
-            let fits = (max_bytes.saturating_sub(bytes) / average).clamp(MIN_PAGE, MAX_PAGE);
+            let fits = (max_bytes.saturating_sub(bytes).min(PAGE_BYTES) / average).clamp(MIN_PAGE, MAX_PAGE);
             let page = fits.min(limit as usize - read.events.len()) as u32;
             let events = self.read_stream(domain, stream, next, page).await?;
             let full = events.len() == page as usize;
@@ -321,9 +321,11 @@ pub trait EventStore: Send + Sync + 'static {
     fn head(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
-/// Fewest and most events one page of [`EventStore::read_stream_bounded`] asks for.
-const MIN_PAGE: usize = 16;
+/// Fewest and most events one page of [`EventStore::read_stream_bounded`] asks for, and the
+/// bytes it aims a page at (the driver holds a page twice while converting it).
+const MIN_PAGE: usize = 4;
 const MAX_PAGE: usize = 1_000;
+const PAGE_BYTES: usize = 4 << 20;
 
 /// What a bounded read of a stream loaded.
 #[derive(Debug, Clone, Default)]
