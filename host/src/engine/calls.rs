@@ -122,7 +122,13 @@ pub(super) async fn handle_off_executor(
     .await;
     let (plugin, outcome, unit) = outcome.map_err(|e| StoreError(format!("the handler task failed: {e}")))?;
     let unit = unit.ok_or_else(|| contract(&plugin, "the unit of work was lost".into()))?;
-    match outcome? {
+    let outcome = outcome?;
+    // A read cut at the bound looked like the end of the stream to the handler: whatever it
+    // decided on that partial history is not committed.
+    if let Some((stream, bound)) = unit.read_cut() {
+        return Err(CommandError::HistoryTooLarge { stream: stream.to_string(), max_mib: bound >> 20 });
+    }
+    match outcome {
         Ok(()) => Ok(unit.into_parts()),
         Err(HandleError::Rejected(rejection)) => Err(CommandError::Rejected(rejection)),
         Err(HandleError::UnknownCommand(message)) => {

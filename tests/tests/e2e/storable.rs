@@ -104,7 +104,14 @@ async fn a_history_over_the_read_bound_is_refused_and_stream_pages_stop_at_it() 
     let refused = host.command("unstorable", "note", note(5)).await.unwrap();
     refused.expect_problem(422, "history-too-large");
     assert_eq!(refused.body["limit"], "limits.max_read_mib");
+    // A handler that loads the history gets a short read; its decision is not committed.
+    let refused = host.command("unstorable", "note-in-handler", note(5)).await.unwrap();
+    refused.expect_problem(422, "history-too-large");
     assert_eq!(host.stream_events("unstorable", "nest-h").await.unwrap().len(), 4, "nothing appended");
+    // Below the bound the same handler commits.
+    let small = |text: &str| json!({"id": "small", "text": text});
+    host.command("unstorable", "note-in-handler", small("a")).await.unwrap().expect(201);
+    host.command("unstorable", "note-in-handler", small("b")).await.unwrap().expect(200);
 
     let page = host.get("/v1/domains/unstorable/streams/nest-h?limit=100").await.unwrap();
     assert_eq!(page.expect(200).body["events"].as_array().unwrap().len(), 3, "a page stops before 1 MiB");

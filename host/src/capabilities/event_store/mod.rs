@@ -44,6 +44,9 @@ pub struct UnitOfWork {
     prior: Vec<BufferedAppend>,
     /// The stored head version of every stream this unit read.
     pub(crate) seen: std::collections::HashMap<String, u64>,
+    /// The first stream a read had to cut at the read bound: the engine answers 422 whatever
+    /// the handler made of the short page.
+    pub(crate) read_cut: Option<String>,
     /// The last store failure a read met, so the engine can answer 503 rather than blame the plugin.
     pub(crate) store_failure: Option<String>,
     /// Gateway calls enqueued, committed with the appends (see `cairn:domain/gateway.enqueue`).
@@ -62,6 +65,7 @@ impl UnitOfWork {
             appends: Vec::new(),
             prior: Vec::new(),
             seen: Default::default(),
+            read_cut: None,
             store_failure: None,
             outbox: Vec::new(),
         }
@@ -73,6 +77,11 @@ impl UnitOfWork {
         self,
     ) -> (Vec<BufferedAppend>, std::collections::HashMap<String, u64>, Vec<crate::store::NewOutboxMessage>) {
         (self.appends, self.seen, self.outbox)
+    }
+
+    /// The stream a read cut at the read bound, if any, and the bound in bytes.
+    pub fn read_cut(&self) -> Option<(&str, usize)> {
+        self.read_cut.as_deref().map(|stream| (stream, self.max_read_bytes))
     }
 
     /// The store failure a read met, if any.
@@ -101,6 +110,9 @@ impl UnitOfWork {
             .block_on(self.store.read_stream_bounded(&self.domain, stream, from, max, self.max_read_bytes))
             .map_err(|e| e.0)?;
         let mut events = read.events;
+        if read.cut && self.read_cut.is_none() {
+            self.read_cut = Some(stream.to_string());
+        }
         // Cut by bytes: the batch's own events come only after every stored one.
         if let Some(prior) = self.prior.iter().find(|a| a.stream == stream).filter(|_| !read.cut) {
             for (i, event) in prior.events.iter().enumerate() {

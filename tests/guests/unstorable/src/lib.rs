@@ -97,6 +97,11 @@ pub enum NestInHandlerCommand {
         /// Levels of nested arrays.
         depth: usize,
     },
+    /// Loads the `nest` stream's whole history and decides a `note` on it.
+    NoteInHandler {
+        /// Any text.
+        text: String,
+    },
 }
 
 /// Appends through the unit of work (the event-store capability).
@@ -104,14 +109,22 @@ pub enum NestInHandlerCommand {
 pub struct NestInHandler;
 
 impl CommandHandler for NestInHandler {
-    const COMMANDS: &'static [CommandSpec] =
-        &[CommandSpec::handled("nest-in-handler", "nest", IdSource::Field("id"), "Appends a nested event.")];
+    const COMMANDS: &'static [CommandSpec] = &[
+        CommandSpec::handled("nest-in-handler", "nest", IdSource::Field("id"), "Appends a nested event."),
+        CommandSpec::handled("note-in-handler", "nest", IdSource::Field("id"), "Loads the history, notes."),
+    ];
     type Command = NestInHandlerCommand;
 
     fn handle(&self, work: &mut UnitOfWork<'_>, id: &str, command: NestInHandlerCommand) -> Result<(), HandlerError> {
-        let NestInHandlerCommand::NestInHandler { depth } = command;
-        let events = [NestEvent::Noted { text: "before".into() }, NestEvent::Nested(Depth(depth))];
-        work.append::<Nest>(id, Expected::Any, &events)?;
+        match command {
+            NestInHandlerCommand::NestInHandler { depth } => {
+                let events = [NestEvent::Noted { text: "before".into() }, NestEvent::Nested(Depth(depth))];
+                work.append::<Nest>(id, Expected::Any, &events)?;
+            }
+            NestInHandlerCommand::NoteInHandler { text } => {
+                work.execute::<Nest>(id, NestCommand::Note { text })?;
+            }
+        }
         Ok(())
     }
 }
