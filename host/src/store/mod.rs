@@ -21,6 +21,7 @@ mod sqlite_outbox;
 mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
+mod sqlite_writer;
 mod writer_health;
 
 use async_trait::async_trait;
