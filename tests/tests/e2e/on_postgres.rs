@@ -11,3 +11,5 @@ mod cluster;
 mod held_append;
 #[path = "outage.rs"]
 mod outage;
+#[path = "write_path.rs"]
+mod write_path;
