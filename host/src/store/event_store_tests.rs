@@ -309,7 +309,13 @@ async fn unstorable_events_are_refused_before_the_writer(store: Arc<dyn EventSto
         panic!("nesting deeper than the ceiling is refused");
     };
     assert_eq!(refused.error.reason, event_rules::Reason::TooDeep(event_rules::DEPTH_CEILING));
-    assert!(store.read_stream("test", "a", 1, 10).await.unwrap().is_empty(), "nothing of either unit is stored");
+    let mut nul_type = bad("{}".into());
+    nul_type.streams[0].events[1].event_type = "Hap\0pened".into();
+    let Err(AppendError::Unstorable(refused)) = store.append(nul_type).await else {
+        panic!("a NUL character in the event type is refused");
+    };
+    assert_eq!((refused.part, refused.event_type.as_str()), ("type", "Hap\\u0000pened"));
+    assert!(store.read_stream("test", "a", 1, 10).await.unwrap().is_empty(), "nothing of these units is stored");
     store.check_writes().unwrap();
 }
 

@@ -124,6 +124,17 @@ impl AppendBatch {
                         })
                     })
                 };
+                if event.event_type.contains('\0') {
+                    let error =
+                        event_rules::Unstorable { pointer: String::new(), reason: event_rules::Reason::NulInString };
+                    return Err(AppendError::Unstorable(UnstorableEvent {
+                        stream: append.stream.clone(),
+                        index: i + 1,
+                        event_type: event.event_type.replace('\0', "\\u0000"),
+                        part: "type",
+                        error,
+                    }));
+                }
                 check(&event.data, "data")?;
                 check(&event.metadata, "metadata")?;
             }
