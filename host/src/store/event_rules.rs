@@ -41,6 +41,44 @@ pub enum Reason {
     TooDeep(usize),
 }
 
+/// Which event of a unit of work cannot be stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {index} (`{event_type}`) of stream `{stream}` cannot be stored: in its {part}, {error}")]
+pub struct UnstorableEvent {
+    /// The stream it was appended to.
+    pub stream: String,
+    /// 1-based place among the events appended to that stream.
+    pub index: usize,
+    /// Its type.
+    pub event_type: String,
+    /// `data`, `metadata` or `type`.
+    pub part: &'static str,
+    /// Where and what.
+    pub error: Unstorable,
+}
+
+/// Checks every event of a unit of work (data, metadata, type) with [`DEPTH_CEILING`].
+pub(crate) fn check_unit(streams: &[super::StreamAppend]) -> Result<(), UnstorableEvent> {
+    for append in streams {
+        for (i, event) in append.events.iter().enumerate() {
+            let refuse = |part, event_type: String, error| UnstorableEvent {
+                stream: append.stream.clone(),
+                index: i + 1,
+                event_type,
+                part,
+                error,
+            };
+            if event.event_type.contains('\0') {
+                let error = Unstorable { pointer: String::new(), reason: Reason::NulInString };
+                return Err(refuse("type", event.event_type.replace('\0', "\\u0000"), error));
+            }
+            check(&event.data, DEPTH_CEILING).map_err(|e| refuse("data", event.event_type.clone(), e))?;
+            check(&event.metadata, DEPTH_CEILING).map_err(|e| refuse("metadata", event.event_type.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
 /// One open array or object on the way down to the current place.
 struct Frame {
     array: bool,

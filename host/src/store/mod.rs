@@ -26,7 +26,7 @@ mod writer_health;
 
 use async_trait::async_trait;
 
-pub use self::event_rules::Unstorable;
+pub use self::event_rules::{Unstorable, UnstorableEvent};
 pub use self::leases::Leases;
 pub use self::open::Stores;
 pub use self::outbox::{NewOutboxMessage, Outbox, OutboxMessage, OutboxOutcome, OutboxRequest};
@@ -111,35 +111,7 @@ impl AppendBatch {
         if self.streams.is_empty() || self.streams.iter().any(|s| s.events.is_empty()) {
             return Err(AppendError::Invalid("a unit of work needs at least one event per stream".into()));
         }
-        for append in &self.streams {
-            for (i, event) in append.events.iter().enumerate() {
-                let check = |text: &str, part: &'static str| {
-                    event_rules::check(text, event_rules::DEPTH_CEILING).map_err(|error| {
-                        AppendError::Unstorable(UnstorableEvent {
-                            stream: append.stream.clone(),
-                            index: i + 1,
-                            event_type: event.event_type.clone(),
-                            part,
-                            error,
-                        })
-                    })
-                };
-                if event.event_type.contains('\0') {
-                    let error =
-                        event_rules::Unstorable { pointer: String::new(), reason: event_rules::Reason::NulInString };
-                    return Err(AppendError::Unstorable(UnstorableEvent {
-                        stream: append.stream.clone(),
-                        index: i + 1,
-                        event_type: event.event_type.replace('\0', "\\u0000"),
-                        part: "type",
-                        error,
-                    }));
-                }
-                check(&event.data, "data")?;
-                check(&event.metadata, "metadata")?;
-            }
-        }
-        Ok(())
+        event_rules::check_unit(&self.streams).map_err(AppendError::Unstorable)
     }
 }
 
@@ -219,22 +191,6 @@ pub enum AppendError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Which event of a unit of work cannot be stored, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event {index} (`{event_type}`) of stream `{stream}` cannot be stored: in its {part}, {error}")]
-pub struct UnstorableEvent {
-    /// The stream it was appended to.
-    pub stream: String,
-    /// 1-based place among the events appended to that stream.
-    pub index: usize,
-    /// Its type.
-    pub event_type: String,
-    /// `data` or `metadata`.
-    pub part: &'static str,
-    /// Where and what.
-    pub error: event_rules::Unstorable,
 }
 
 /// The store could not do its job (I/O, database down, ...). Safe to retry the whole command.
