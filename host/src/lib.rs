@@ -105,7 +105,9 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let engine = Arc::new(
         engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue)
             .with_gateway(gateway.clone())
-            .with_cache(cache.clone()),
+            .with_cache(cache.clone())
+            .with_max_event_depth(config.limits.max_event_depth)
+            .with_max_read_bytes(config.limits.max_read_mib << 20),
     );
     let commands = engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), engine::QueueSettings::default());
     let cluster = engine::ClusterSettings {

@@ -40,6 +40,11 @@ pub struct LimitsConfig {
     pub max_instances: u32,
     /// Largest buffered read-model writes of one projector call, in MiB (engine-wide).
     pub max_projection_batch_mib: usize,
+    /// Deepest nesting of arrays and objects in an event's data (engine-wide, at most 128).
+    pub max_event_depth: usize,
+    /// Most MiB of events one read loads (engine-wide): an aggregate's history (a longer one is
+    /// refused with 422), a handler's `read-stream` and a stream page (they stop early).
+    pub max_read_mib: usize,
 }
 
 impl Default for LimitsConfig {
@@ -61,6 +66,8 @@ impl Default for LimitsConfig {
             stack_kib: engine.stack_bytes >> 10,
             max_instances: engine.max_instances,
             max_projection_batch_mib: 64,
+            max_event_depth: 64,
+            max_read_mib: 64,
         }
     }
 }
@@ -124,9 +131,13 @@ impl LimitsConfig {
             ("max_stream_name_bytes", self.max_stream_name_bytes == 0),
             ("max_version_bytes", self.max_version_bytes < 5),
             ("max_projection_batch_mib", self.max_projection_batch_mib == 0),
+            ("max_read_mib", self.max_read_mib == 0),
         ];
         if let Some((key, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
             bail!("{section}.{key} must be positive");
+        }
+        if self.max_event_depth == 0 || self.max_event_depth > crate::store::event_rules::DEPTH_CEILING {
+            bail!("{section}.max_event_depth must be 1 to {}", crate::store::event_rules::DEPTH_CEILING);
         }
         if self.memory_mib > 4096 {
             bail!("{section}.memory_mib must be at most 4096 (wasm32 address space)");

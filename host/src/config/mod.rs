@@ -299,6 +299,7 @@ impl Config {
             replay: crate::registry::ReplaySettings {
                 max_streams: self.admin.replay_max_streams,
                 budget: Duration::from_millis(self.admin.replay_budget_ms),
+                max_stream_bytes: self.limits.max_read_mib << 20,
             },
         }
     }

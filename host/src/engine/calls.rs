@@ -73,6 +73,23 @@ pub(super) fn check_events(plugin: &Plugin, events: &[NewEvent]) -> Result<(), C
     Ok(())
 }
 
+/// Refuses, before anything is stored, an event that some store or read model could not hold
+/// (see [`crate::store::event_rules`]), naming the event and the place in its data.
+pub(super) fn check_storable(stream: &str, events: &[NewEvent], max_depth: usize) -> Result<(), CommandError> {
+    for (i, event) in events.iter().enumerate() {
+        crate::store::event_rules::check(&event.data, max_depth).map_err(|error| {
+            CommandError::Unstorable(crate::store::UnstorableEvent {
+                stream: stream.to_string(),
+                index: i + 1,
+                event_type: event.event_type.clone(),
+                part: "data",
+                error,
+            })
+        })?;
+    }
+    Ok(())
+}
+
 pub(super) fn too_many_events(plugin: &Plugin, count: usize) -> CommandError {
     CommandError::LimitExceeded {
         domain: plugin.domain().to_string(),
@@ -105,7 +122,13 @@ pub(super) async fn handle_off_executor(
     .await;
     let (plugin, outcome, unit) = outcome.map_err(|e| StoreError(format!("the handler task failed: {e}")))?;
     let unit = unit.ok_or_else(|| contract(&plugin, "the unit of work was lost".into()))?;
-    match outcome? {
+    let outcome = outcome?;
+    // A read cut at the bound looked like the end of the stream to the handler: whatever it
+    // decided on that partial history is not committed.
+    if let Some((stream, bound)) = unit.read_cut() {
+        return Err(CommandError::HistoryTooLarge { stream: stream.to_string(), max_mib: bound >> 20 });
+    }
+    match outcome {
         Ok(()) => Ok(unit.into_parts()),
         Err(HandleError::Rejected(rejection)) => Err(CommandError::Rejected(rejection)),
         Err(HandleError::UnknownCommand(message)) => {

@@ -22,6 +22,7 @@ use crate::registry::Registry;
 use crate::runtime::{Plugin, PluginFault};
 use crate::store::{
     AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StreamAppend,
+    UnstorableEvent, event_rules,
 };
 
 /// Longest aggregate id accepted from a payload.
@@ -132,6 +133,18 @@ pub enum CommandError {
         /// What it did wrong.
         message: String,
     },
+    /// An event holds what some store or read model cannot (a NUL character, nesting deeper
+    /// than `limits.max_event_depth`); nothing was written.
+    #[error(transparent)]
+    Unstorable(#[from] UnstorableEvent),
+    /// The stream's history weighs more than one read may load.
+    #[error("the history of stream `{stream}` is larger than {max_mib} MiB (`limits.max_read_mib`)")]
+    HistoryTooLarge {
+        /// The stream.
+        stream: String,
+        /// The bound, in MiB.
+        max_mib: usize,
+    },
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -156,6 +169,8 @@ pub struct CommandEngine {
     registry: Arc<Registry>,
     store: Arc<dyn EventStore>,
     max_attempts: u32,
+    max_event_depth: usize,
+    max_read_bytes: usize,
     budgets: calls::DomainBudgets,
     gateway: Option<Arc<crate::capabilities::gateway::Gateway>>,
     cache: Option<Arc<crate::capabilities::cache::Cache>>,
@@ -169,10 +184,29 @@ impl CommandEngine {
             registry,
             store,
             max_attempts: max_attempts.max(1),
+            max_event_depth: event_rules::DEPTH_CEILING,
+            max_read_bytes: crate::capabilities::event_store::DEFAULT_MAX_READ_BYTES,
             budgets: calls::DomainBudgets::new(queue),
             gateway: None,
             cache: None,
         }
+    }
+
+    /// Refuses events nested deeper than `depth` (capped at [`event_rules::DEPTH_CEILING`]).
+    pub fn with_max_event_depth(mut self, depth: usize) -> Self {
+        self.max_event_depth = depth.clamp(1, event_rules::DEPTH_CEILING);
+        self
+    }
+
+    /// Loads at most `bytes` of events per read: a longer history is refused.
+    pub fn with_max_read_bytes(mut self, bytes: usize) -> Self {
+        self.max_read_bytes = bytes.max(1);
+        self
+    }
+
+    /// Most bytes of events one read loads (`limits.max_read_mib`).
+    pub fn max_read_bytes(&self) -> usize {
+        self.max_read_bytes
     }
 
     /// Lets command handlers use `cache`.
@@ -249,6 +283,7 @@ impl CommandEngine {
             Err(AppendError::WrongExpectedVersion { .. }) => None,
             Err(AppendError::DuplicateIdempotencyKey(stored)) => Some(replay(stored, request_hash)),
             Err(AppendError::Store(e)) => Some(Err(CommandError::Store(e))),
+            Err(AppendError::Unstorable(e)) => Some(Err(CommandError::Unstorable(e))),
             Err(AppendError::Invalid(message)) => Some(Err(calls::contract(plugin, message))),
         }
     }
@@ -291,6 +326,7 @@ impl CommandEngine {
         }
         for append in &appends {
             calls::check_events(plugin, &append.events)?;
+            calls::check_storable(&append.stream, &append.events, self.max_event_depth)?;
         }
         let appends: Vec<BufferedAppend> = appends.into_iter().filter(|a| !a.events.is_empty()).collect();
         // Outbox calls ride on the events' transaction: a command that writes nothing calls nobody.
@@ -333,7 +369,13 @@ impl CommandEngine {
         prior: &[BufferedAppend],
     ) -> Result<(Vec<BufferedAppend>, Option<u64>), CommandError> {
         let stream = format!("{aggregate}-{aggregate_id}");
-        let mut history = self.store.read_stream(&request.domain, &stream, 1, u32::MAX).await?;
+        // The slot first: commands queued on a busy domain hold no history in memory.
+        let slot = self.budgets.acquire(plugin).await?;
+        let read = self.store.read_stream_bounded(&request.domain, &stream, 1, u32::MAX, self.max_read_bytes).await?;
+        if read.cut {
+            return Err(CommandError::HistoryTooLarge { stream, max_mib: self.max_read_bytes >> 20 });
+        }
+        let mut history = read.events;
         if let Some(earlier) = prior.iter().find(|a| a.stream == stream) {
             let versions = earlier.first_version..;
             history.extend(versions.zip(&earlier.events).map(|(v, e)| uncommitted(&request.domain, &stream, v, e)));
@@ -346,7 +388,6 @@ impl CommandEngine {
             payload: request.payload.clone(),
             history: history.into_iter().map(recorded_event).collect(),
         };
-        let slot = self.budgets.acquire(plugin).await?;
         let events = calls::decide_off_executor(plugin.clone(), decide).await;
         drop(slot);
         let events = events?;
@@ -378,7 +419,8 @@ impl CommandEngine {
             plugin.limits.max_events_per_decision,
         )
         .for_streams_of(&plugin.info.aggregates, plugin.limits.max_stream_name_bytes)
-        .with_prior(prior.to_vec());
+        .with_prior(prior.to_vec())
+        .with_max_read_bytes(self.max_read_bytes);
         let handle = HandleRequest {
             command: request.command.clone(),
             aggregate_id: aggregate_id.to_string(),

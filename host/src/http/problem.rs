@@ -126,6 +126,22 @@ impl From<CommandError> for Problem {
             }
             E::InvalidStream(message) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-stream", message)
                 .with("limit", crate::runtime::limit_names::STREAM_NAME),
+            E::HistoryTooLarge { .. } => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "history-too-large", error.to_string())
+                    .with("limit", "limits.max_read_mib")
+            }
+            E::Unstorable(unstorable) => {
+                let mut problem =
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unstorable-event", unstorable.to_string())
+                        .with("stream", unstorable.stream.as_str())
+                        .with("event_index", unstorable.index)
+                        .with("event_type", unstorable.event_type.as_str())
+                        .with("pointer", unstorable.error.pointer.as_str());
+                if matches!(unstorable.error.reason, crate::store::event_rules::Reason::TooDeep(_)) {
+                    problem = problem.with("limit", "limits.max_event_depth");
+                }
+                problem
+            }
             E::Store(cause) => {
                 tracing::error!(%cause, "event store failure");
                 Problem::new(

@@ -58,7 +58,12 @@ pub async fn read(
             format!("`limit` must be 1 to {MAX_LIMIT}"),
         ));
     }
-    let events = state.store.read_stream(&domain, &stream, from, limit).await.map_err(CommandError::from)?;
+    let read = state
+        .store
+        .read_stream_bounded(&domain, &stream, from, limit, state.engine.max_read_bytes())
+        .await
+        .map_err(CommandError::from)?;
+    let events = read.events;
     if events.is_empty() && from == 1 {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -66,7 +71,7 @@ pub async fn read(
             format!("`{domain}` has no stream `{stream}`"),
         ));
     }
-    let next_from = (events.len() == limit as usize).then(|| events.last().map_or(from, |e| e.version + 1));
+    let next_from = (events.len() == limit as usize || read.cut).then(|| events.last().map_or(from, |e| e.version + 1));
     let events = events
         .into_iter()
         .map(|e| {

@@ -38,6 +38,9 @@ on_both_backends!(
     empty_units_of_work_are_refused,
     a_domain_reads_in_one_keyset_paginated_pass,
     the_log_reads_gap_free_in_order,
+    a_unit_the_database_refuses_fails_alone_in_its_group,
+    unstorable_events_are_refused_before_the_writer,
+    bounded_reads_stop_at_the_byte_bound,
 );
 
 fn event(n: u32) -> EventToAppend {
@@ -245,4 +248,95 @@ async fn a_held_append_is_read_in_order_once_on_postgres() {
         let events = store.read_log("test", 1, 1).await.unwrap().events;
         assert_eq!(events[0].stream, "held", "the held event comes right after the one before it");
     }
+}
+
+/// A unit of work whose outbox message reuses a stored id: the database refuses it at commit.
+fn with_outbox(stream: &str, id: &str) -> AppendBatch {
+    let message = NewOutboxMessage {
+        id: id.into(),
+        domain: "test".into(),
+        service: "svc".into(),
+        request: OutboxRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            headers: vec![],
+            body_hex: String::new(),
+            idempotency_key: id.into(),
+        },
+    };
+    AppendBatch { outbox: vec![message], ..batch(vec![append(stream, ExpectedVersion::NoStream, vec![event(1)])]) }
+}
+
+async fn a_unit_the_database_refuses_fails_alone_in_its_group(store: Arc<dyn EventStore>) {
+    store.append(with_outbox("first", "taken")).await.unwrap();
+    // Many units at once, so the writer commits them in groups; every tenth reuses the id.
+    let results = futures_like_join((0..100).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let unit = if i % 10 == 5 {
+                with_outbox(&format!("s{i}"), "taken")
+            } else {
+                with_outbox(&format!("s{i}"), &format!("m{i}"))
+            };
+            (i, store.append(unit).await)
+        })
+    }))
+    .await;
+    for (i, result) in results {
+        if i % 10 == 5 {
+            assert!(matches!(result, Err(AppendError::Store(_))), "unit {i} reuses an outbox id: {result:?}");
+            assert!(store.read_stream("test", &format!("s{i}"), 1, 10).await.unwrap().is_empty());
+        } else {
+            result.unwrap_or_else(|e| panic!("unit {i} failed with the refused ones: {e}"));
+        }
+    }
+    // The refused units leave the write path healthy: the next commit succeeds.
+    store.append(batch(vec![append("after", ExpectedVersion::NoStream, vec![event(1)])])).await.unwrap();
+    store.check_writes().unwrap();
+}
+
+async fn unstorable_events_are_refused_before_the_writer(store: Arc<dyn EventStore>) {
+    let bad = |data: String| {
+        let unstorable = EventToAppend { event_type: "Happened".into(), data, metadata: "{}".into() };
+        batch(vec![append("a", ExpectedVersion::Any, vec![event(1), unstorable])])
+    };
+    let Err(AppendError::Unstorable(refused)) = store.append(bad(r#"{"user":{"id":"x\u0000"}}"#.into())).await else {
+        panic!("a NUL character is refused");
+    };
+    assert_eq!((refused.index, refused.error.pointer.as_str()), (2, "/user/id"));
+    let deep = format!("{}{}", "[".repeat(1_000), "]".repeat(1_000));
+    let Err(AppendError::Unstorable(refused)) = store.append(bad(deep)).await else {
+        panic!("nesting deeper than the ceiling is refused");
+    };
+    assert_eq!(refused.error.reason, event_rules::Reason::TooDeep(event_rules::DEPTH_CEILING));
+    let mut nul_type = bad("{}".into());
+    nul_type.streams[0].events[1].event_type = "Hap\0pened".into();
+    let Err(AppendError::Unstorable(refused)) = store.append(nul_type).await else {
+        panic!("a NUL character in the event type is refused");
+    };
+    assert_eq!((refused.part, refused.event_type.as_str()), ("type", "Hap\\u0000pened"));
+    assert!(store.read_stream("test", "a", 1, 10).await.unwrap().is_empty(), "nothing of these units is stored");
+    store.check_writes().unwrap();
+}
+
+async fn bounded_reads_stop_at_the_byte_bound(store: Arc<dyn EventStore>) {
+    let blob = |n: u32| EventToAppend {
+        event_type: "Happened".into(),
+        data: format!("{{\"n\":{n},\"blob\":\"{}\"}}", "x".repeat(990)),
+        metadata: "{}".into(),
+    };
+    store.append(batch(vec![append("big", ExpectedVersion::NoStream, (1..=10).map(blob).collect())])).await.unwrap();
+    let size = blob(1).data.len() + 2;
+    let read = store.read_stream_bounded("test", "big", 1, 100, size * 3 + size / 2).await.unwrap();
+    assert_eq!((read.events.len(), read.cut), (3, true), "stops before the event that would pass the bound");
+    let read = store.read_stream_bounded("test", "big", 1, 2, usize::MAX).await.unwrap();
+    assert_eq!((read.events.len(), read.cut), (2, false), "the count bounds as before");
+    let read = store.read_stream_bounded("test", "big", 9, 100, size * 3).await.unwrap();
+    assert_eq!((read.events.len(), read.cut), (2, false), "the end of the stream is not a cut");
+    let read = store.read_stream_bounded("test", "big", 1, 100, 1).await.unwrap();
+    assert_eq!((read.events.len(), read.cut), (1, true), "the first event always comes");
+    let read = store.read_stream_bounded("test", "big", 1, 100, usize::MAX).await.unwrap();
+    assert_eq!(read.events.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(store.stream_head("test", "big").await.unwrap(), 10);
+    assert_eq!(store.stream_head("test", "none").await.unwrap(), 0);
 }

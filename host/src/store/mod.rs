@@ -4,6 +4,7 @@
 //! An append is a **unit of work**: one or more streams, each with an expected version, plus an
 //! optional idempotency record, committed atomically or not at all.
 
+pub mod event_rules;
 #[cfg(test)]
 mod event_store_tests;
 pub mod leases;
@@ -23,9 +24,12 @@ mod sqlite_parking;
 mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
+mod sqlite_writer;
+mod writer_health;
 
 use async_trait::async_trait;
 
+pub use self::event_rules::{Unstorable, UnstorableEvent};
 pub use self::leases::Leases;
 pub use self::open::Stores;
 pub use self::outbox::{NewOutboxMessage, Outbox, OutboxMessage, OutboxOutcome, OutboxRequest};
@@ -110,7 +114,7 @@ impl AppendBatch {
         if self.streams.is_empty() || self.streams.iter().any(|s| s.events.is_empty()) {
             return Err(AppendError::Invalid("a unit of work needs at least one event per stream".into()));
         }
-        Ok(())
+        event_rules::check_unit(&self.streams).map_err(AppendError::Unstorable)
     }
 }
 
@@ -183,6 +187,10 @@ pub enum AppendError {
     /// The batch is malformed (an empty stream append, ...).
     #[error("invalid append: {0}")]
     Invalid(String),
+    /// An event holds what some store or read model cannot (see [`event_rules`]); nothing was
+    /// written.
+    #[error(transparent)]
+    Unstorable(UnstorableEvent),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -211,6 +219,47 @@ pub trait EventStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// Like [`EventStore::read_stream`], but stops before the event that would take what it
+    /// loaded past `max_bytes` (of data and metadata; the first event always comes): reads in
+    /// pages of a few MiB, sized by what the events so far weigh, so memory stays near
+    /// `max_bytes` however long the stream.
+    async fn read_stream_bounded(
+        &self,
+        domain: &str,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<StreamRead, StoreError> {
+        let mut read = StreamRead::default();
+        let mut bytes = 0usize;
+        let mut next = from_version.max(1);
+        while read.events.len() < limit as usize {
+            let average = if read.events.is_empty() { usize::MAX } else { (bytes / read.events.len()).max(1) };
+            let fits = (max_bytes.saturating_sub(bytes).min(PAGE_BYTES) / average).clamp(MIN_PAGE, MAX_PAGE);
+            let page = fits.min(limit as usize - read.events.len()) as u32;
+            let events = self.read_stream(domain, stream, next, page).await?;
+            let full = events.len() == page as usize;
+            for event in events {
+                let size = event.data.len() + event.metadata.len();
+                if !read.events.is_empty() && bytes + size > max_bytes {
+                    read.cut = true;
+                    return Ok(read);
+                }
+                bytes += size;
+                next = event.version + 1;
+                read.events.push(event);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(read)
+    }
+
+    /// The last version of a stream (0 for none).
+    async fn stream_head(&self, domain: &str, stream: &str) -> Result<u64, StoreError>;
+
     /// Commits a unit of work atomically, checking every expected version and the idempotency key.
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError>;
 
@@ -224,6 +273,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Fails unless the database answers and its migrations are applied.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
+    /// Fails while the write path cannot commit (the last commit attempt failed: disk full,
+    /// I/O error, database down); healthy again once a commit or the writer's probe succeeds.
+    fn check_writes(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// `domain`'s events with a global position above `after`, in global order, at most `limit`.
     /// The slice's `complete_to` is gap-safe: no event of the domain at or below it can appear
     /// later, so a reader that resumes from it misses nothing (see each backend for why).
@@ -235,6 +290,21 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The global position of the last committed event; changes after every commit.
     fn head(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// Fewest and most events one page of [`EventStore::read_stream_bounded`] asks for, and the
+/// bytes it aims a page at (the driver holds a page twice while converting it).
+const MIN_PAGE: usize = 4;
+const MAX_PAGE: usize = 1_000;
+const PAGE_BYTES: usize = 4 << 20;
+
+/// What a bounded read of a stream loaded.
+#[derive(Debug, Clone, Default)]
+pub struct StreamRead {
+    /// The events, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// True when it stopped at the byte bound with more events to read (within the count).
+    pub cut: bool,
 }
 
 /// A slice of one domain's log in global order.

@@ -8,6 +8,8 @@
 //! through `busy_timeout`), so a registry write on the other connection can never make a group
 //! commit fail with a stale snapshot.
 //!
+//! The writer (group commit, recovery after a failed commit) is in `sqlite_writer`.
+//!
 //! Durability: WAL with `synchronous=FULL`. Group commit pays for the extra fsync, and FULL does
 //! not lose acknowledged commands on power loss (NORMAL may).
 
@@ -15,28 +17,21 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Row, SqliteConnection};
+use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{
-    AppendBatch, AppendError, AppendResult, AppendedStream, EventStore, IdempotencyRecord, LogSlice, StoreError,
-    StoredEvent, StreamId, now_micros, place,
-};
+use super::sqlite_writer::{WriteJob, Writer};
+use super::writer_health::WriterHealth;
+use super::{AppendBatch, AppendError, AppendResult, EventStore, IdempotencyRecord, LogSlice, StoreError, StoredEvent};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
-
-/// Most appends gathered into one transaction.
-const MAX_GROUP: usize = 256;
-/// Rows per multi-row INSERT (8 binds each, well under SQLite's 32766 variables).
-const ROWS_PER_INSERT: usize = 1000;
-/// Stream heads remembered by the writer before it forgets them all.
-const MAX_CACHED_HEADS: usize = 100_000;
 
 /// SQLite event store over a data directory.
 pub struct SqliteStore {
@@ -45,12 +40,8 @@ pub struct SqliteStore {
     pub(super) admin: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
     head: watch::Receiver<u64>,
+    health: Arc<WriterHealth>,
     _lock: File,
-}
-
-struct WriteJob {
-    batch: AppendBatch,
-    reply: oneshot::Sender<Result<AppendResult, AppendError>>,
 }
 
 impl SqliteStore {
@@ -69,6 +60,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let mut conn = SqliteConnection::connect_with(&options).await.context("opening the SQLite database")?;
+        let writes = options.clone();
         MIGRATOR.run(&mut conn).await.context("applying SQLite migrations")?;
         let admin = SqlitePoolOptions::new()
             .max_connections(1)
@@ -84,8 +76,13 @@ impl SqliteStore {
             sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&mut conn).await?;
         let (head_tx, head) = watch::channel(last as u64);
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(Writer { conn, heads: HashMap::new(), head: head_tx }.run(jobs));
-        Ok(Self { reads, admin, writer, head, _lock: lock })
+        let health = Arc::new(WriterHealth::default());
+        let writer_health = health.clone();
+        let conn = Some(conn);
+        tokio::spawn(
+            Writer { conn, options: writes, heads: HashMap::new(), head: head_tx, health: writer_health }.run(jobs),
+        );
+        Ok(Self { reads, admin, writer, head, health, _lock: lock })
     }
 }
 
@@ -109,6 +106,15 @@ impl EventStore for SqliteStore {
         .fetch_all(&self.reads)
         .await?;
         Ok(rows.iter().map(stored_event).collect())
+    }
+
+    async fn stream_head(&self, domain: &str, stream: &str) -> Result<u64, StoreError> {
+        let v: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?")
+            .bind(domain)
+            .bind(stream)
+            .fetch_one(&self.reads)
+            .await?;
+        Ok(v as u64)
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError> {
@@ -147,6 +153,10 @@ impl EventStore for SqliteStore {
             return Err(StoreError(format!("{applied} of {} migrations applied", MIGRATOR.migrations.len())));
         }
         Ok(())
+    }
+
+    fn check_writes(&self) -> Result<(), StoreError> {
+        self.health.check()
     }
 
     /// Gap-safe on SQLite: one writer at a time (the writer task, in `BEGIN IMMEDIATE`) takes the
@@ -203,7 +213,7 @@ fn stored_event(row: &sqlx::sqlite::SqliteRow) -> StoredEvent {
     }
 }
 
-async fn idempotency_lookup<'e, E: sqlx::SqliteExecutor<'e>>(
+pub(super) async fn idempotency_lookup<'e, E: sqlx::SqliteExecutor<'e>>(
     executor: E,
     scope: &str,
     key: &str,
@@ -220,232 +230,4 @@ async fn idempotency_lookup<'e, E: sqlx::SqliteExecutor<'e>>(
         status: row.get::<i64, _>(1) as u16,
         response: row.get(2),
     }))
-}
-
-/// The single writer. `heads` caches stream versions it has seen; it is the only writer of the
-/// database (the directory lock guarantees it), so the cache stays exact.
-struct Writer {
-    conn: SqliteConnection,
-    heads: HashMap<(String, String), u64>,
-    /// The last committed position, published after every commit (projection runners wake on it).
-    head: watch::Sender<u64>,
-}
-
-/// An accepted append and where its events go.
-struct Planned {
-    job: WriteJob,
-    result: AppendResult,
-}
-
-impl Writer {
-    async fn run(mut self, mut jobs: mpsc::Receiver<WriteJob>) {
-        while let Some(first) = jobs.recv().await {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match jobs.try_recv() {
-                    Ok(job) => group.push(job),
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(group).await;
-        }
-    }
-
-    async fn commit_group(&mut self, group: Vec<WriteJob>) {
-        match self.try_commit_group(group).await {
-            Ok((planned, heads, next_position)) => {
-                self.heads.extend(heads);
-                if self.heads.len() > MAX_CACHED_HEADS {
-                    self.heads.clear();
-                }
-                self.head.send_replace(next_position - 1);
-                for Planned { job, result } in planned {
-                    let _ = job.reply.send(Ok(result));
-                }
-            }
-            Err((planned, error)) => {
-                tracing::error!(%error, "SQLite group commit failed");
-                self.heads.clear();
-                for Planned { job, .. } in planned {
-                    let _ = job.reply.send(Err(AppendError::Store(error.clone())));
-                }
-            }
-        }
-    }
-
-    /// Plans every job, writes the accepted ones, commits. Rejected jobs are answered at once.
-    #[allow(clippy::type_complexity)]
-    async fn try_commit_group(
-        &mut self,
-        group: Vec<WriteJob>,
-    ) -> Result<(Vec<Planned>, HashMap<(String, String), u64>, u64), (Vec<Planned>, StoreError)> {
-        let mut planned: Vec<Planned> = Vec::with_capacity(group.len());
-        let mut tx = match self.conn.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => tx,
-            Err(e) => {
-                let error = StoreError::from(e);
-                for job in group {
-                    let _ = job.reply.send(Err(AppendError::Store(error.clone())));
-                }
-                return Err((planned, error));
-            }
-        };
-        let mut tentative: HashMap<(String, String), u64> = HashMap::new();
-        let mut keys: HashMap<(String, String), IdempotencyRecord> = HashMap::new();
-        let recorded_at_micros = now_micros();
-        // Read inside the write transaction (an index seek): positions follow whatever committed
-        // last, so they are assigned in commit order.
-        let mut next_position = match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events")
-            .fetch_one(&mut *tx)
-            .await
-        {
-            Ok(p) => p as u64,
-            Err(e) => return Err(fail(group, planned, e.into())),
-        };
-        let mut remaining = group.into_iter();
-        while let Some(job) = remaining.next() {
-            let verdict = plan(&mut tx, &self.heads, &job.batch, &mut tentative, &keys, next_position).await;
-            match verdict {
-                Ok(Ok((streams, heads, used))) => {
-                    next_position += used;
-                    tentative.extend(heads);
-                    if let Some(record) = &job.batch.idempotency {
-                        keys.insert((record.scope.clone(), record.key.clone()), record.clone());
-                    }
-                    planned.push(Planned { job, result: AppendResult { streams, recorded_at_micros } });
-                }
-                Ok(Err(refusal)) => {
-                    let _ = job.reply.send(Err(refusal));
-                }
-                Err(e) => {
-                    let rest: Vec<WriteJob> = std::iter::once(job).chain(remaining).collect();
-                    return Err(fail(rest, planned, e));
-                }
-            }
-        }
-        if let Err(e) = write_rows(&mut tx, &planned, recorded_at_micros).await {
-            return Err((planned, e.into()));
-        }
-        if let Err(e) = tx.commit().await {
-            return Err((planned, e.into()));
-        }
-        Ok((planned, tentative, next_position))
-    }
-}
-
-/// Checks one job against the current heads: `Ok(Ok(..))` accepted with its placement,
-/// `Ok(Err(..))` refused, `Err(..)` the database failed.
-#[allow(clippy::type_complexity)]
-async fn plan(
-    tx: &mut SqliteConnection,
-    cached: &HashMap<(String, String), u64>,
-    batch: &AppendBatch,
-    tentative: &mut HashMap<(String, String), u64>,
-    keys: &HashMap<(String, String), IdempotencyRecord>,
-    first_position: u64,
-) -> Result<Result<(Vec<AppendedStream>, HashMap<(String, String), u64>, u64), AppendError>, StoreError> {
-    if let Some(record) = &batch.idempotency {
-        if let Some(existing) = keys.get(&(record.scope.clone(), record.key.clone())) {
-            return Ok(Err(AppendError::DuplicateIdempotencyKey(existing.clone())));
-        }
-        if let Some(existing) = idempotency_lookup(&mut *tx, &record.scope, &record.key).await? {
-            return Ok(Err(AppendError::DuplicateIdempotencyKey(existing)));
-        }
-    }
-    // The versions of streams this writer has not seen yet, read inside the write transaction.
-    for append in &batch.streams {
-        let id = (append.domain.clone(), append.stream.clone());
-        if !tentative.contains_key(&id) && !cached.contains_key(&id) {
-            let v: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE domain = ? AND stream = ?")
-                    .bind(&append.domain)
-                    .bind(&append.stream)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            tentative.insert(id, v as u64);
-        }
-    }
-    let version_of = |id: &StreamId| tentative.get(id).or_else(|| cached.get(id)).copied().unwrap_or_default();
-    Ok(place(batch, version_of, first_position).map(|(streams, heads)| {
-        let used = streams.iter().map(|s| s.count).sum();
-        (streams, heads, used)
-    }))
-}
-
-fn fail(jobs: Vec<WriteJob>, planned: Vec<Planned>, error: StoreError) -> (Vec<Planned>, StoreError) {
-    for job in jobs {
-        let _ = job.reply.send(Err(AppendError::Store(error.clone())));
-    }
-    (planned, error)
-}
-
-/// Writes the accepted events with multi-row INSERTs, then their idempotency records.
-async fn write_rows(tx: &mut SqliteConnection, planned: &[Planned], recorded_at: i64) -> Result<(), sqlx::Error> {
-    struct Row<'a> {
-        position: u64,
-        domain: &'a str,
-        stream: &'a str,
-        version: u64,
-        event: &'a super::EventToAppend,
-    }
-    let mut rows = Vec::new();
-    for Planned { job, result } in planned {
-        for (append, placed) in job.batch.streams.iter().zip(&result.streams) {
-            for (i, event) in append.events.iter().enumerate() {
-                rows.push(Row {
-                    position: placed.first_position + i as u64,
-                    domain: &append.domain,
-                    stream: &append.stream,
-                    version: placed.first_version + i as u64,
-                    event,
-                });
-            }
-        }
-    }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut insert = QueryBuilder::new(
-            "INSERT INTO events (position, domain, stream, version, event_type, data, metadata, recorded_at) ",
-        );
-        insert.push_values(chunk, |mut b, row| {
-            b.push_bind(row.position as i64)
-                .push_bind(row.domain)
-                .push_bind(row.stream)
-                .push_bind(row.version as i64)
-                .push_bind(&row.event.event_type)
-                .push_bind(&row.event.data)
-                .push_bind(&row.event.metadata)
-                .push_bind(recorded_at);
-        });
-        insert.build().execute(&mut *tx).await?;
-    }
-    for message in planned.iter().flat_map(|p| &p.job.batch.outbox) {
-        let request = serde_json::to_string(&message.request).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO gateway_outbox (id, domain, service, request, state, attempts, next_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-        )
-        .bind(&message.id)
-        .bind(&message.domain)
-        .bind(&message.service)
-        .bind(request)
-        .bind(recorded_at)
-        .bind(recorded_at)
-        .bind(recorded_at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for record in planned.iter().filter_map(|p| p.job.batch.idempotency.as_ref()) {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&record.scope)
-        .bind(&record.key)
-        .bind(&record.request_hash)
-        .bind(i64::from(record.status))
-        .bind(&record.response)
-        .bind(recorded_at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
 }

@@ -43,6 +43,16 @@ impl SqliteReadModels {
             .busy_timeout(Duration::from_secs(5));
         let writes = SqlitePoolOptions::new()
             .max_connections(1)
+            // A failed commit (a full disk, an I/O error) makes SQLite roll the transaction back
+            // by itself; sqlx's rollback then fails and it goes on counting a transaction, so
+            // every later `BEGIN` would fail until a restart. Such a connection is closed when it
+            // comes back (after the queued rollback ran), and the next write opens a fresh one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    let _ = sqlx::Connection::ping(conn).await;
+                    Ok(!sqlx::Connection::is_in_transaction(conn))
+                })
+            })
             .connect_with(options.clone())
             .await
             .context("opening the read-model database")?;

@@ -14,7 +14,13 @@ use serde_json::{Value, json};
 async fn three_hosts(dir: &std::path::Path) -> Vec<Served> {
     let url = cairn_tests::postgres_url().unwrap();
     let schema = cairn_tests::fresh_schema();
-    let env = [("CAIRN_DATABASE_URL", url.as_str()), ("CAIRN_DATABASE__SCHEMA", schema.as_str())];
+    // Handlers' store reads count against their deadline; three hosts and PostgreSQL share two
+    // cores here, so the deadline is roomier than the default.
+    let env = [
+        ("CAIRN_DATABASE_URL", url.as_str()),
+        ("CAIRN_DATABASE__SCHEMA", schema.as_str()),
+        ("CAIRN_LIMITS__DEADLINE_MS", "2000"),
+    ];
     let mut hosts = Vec::new();
     for i in 0..3 {
         hosts.push(Served::start(env!("CARGO_BIN_EXE_serve-examples"), &dir.join(format!("host-{i}")), &env).await);

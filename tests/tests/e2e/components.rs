@@ -3,7 +3,7 @@
 
 use cairn_tests::{
     BIG_MEMORY_COMPONENT, CARRIERS_COMPONENT, CARRIERS_INCOMPATIBLE_COMPONENT, CARRIERS_NEXT_COMPONENT,
-    FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT,
+    FAULTY_COMPONENT, HOSTILE_COMPONENT, NOT_A_PLUGIN_COMPONENT, OVERREACH_COMPONENT, UNSTORABLE_COMPONENT,
 };
 
 use super::TestHost;
@@ -179,4 +179,10 @@ async fn escapee_sockets() {
     let reply = host.deploy(cairn_tests::ESCAPEE_SOCKETS_COMPONENT, "").await.unwrap();
     reply.expect_problem(422, "invalid-plugin");
     assert!(reply.body["detail"].as_str().unwrap().contains("wasi:sockets"), "{reply:?}");
+}
+
+#[tokio::test]
+async fn unstorable() {
+    let host = TestHost::start(&[UNSTORABLE_COMPONENT]).await.unwrap();
+    host.command("unstorable", "note", json!({"id": "a", "text": "plain"})).await.unwrap().expect(201);
 }

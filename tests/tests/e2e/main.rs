@@ -48,6 +48,8 @@ macro_rules! suites_on_every_backend {
         mod read_side;
         #[path = "restart.rs"]
         mod restart;
+        #[path = "storable.rs"]
+        mod storable;
         #[path = "versions.rs"]
         mod versions;
     };

@@ -4,6 +4,8 @@ pub type TestHost = cairn_tests::TestHost;
 
 suites_on_every_backend!();
 
+#[path = "disk_full.rs"]
+mod disk_full;
 #[path = "projection_crash.rs"]
 mod projection_crash;
 #[path = "sqlite_only.rs"]

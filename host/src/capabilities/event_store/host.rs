@@ -81,11 +81,10 @@ impl Host for HostState {
             WitExpected::NoStream => 0,
             WitExpected::Exact(v) => v,
             WitExpected::Any | WitExpected::StreamExists => {
-                let stored = unit.stored(&stream, 1, u32::MAX).map_err(|e| {
+                let head = unit.head(&stream).map_err(|e| {
                     unit.store_failure = Some(e.clone());
                     StoreError::Unavailable(e)
                 })?;
-                let head = stored.last().map_or(0, |e| e.version);
                 if matches!(expected, WitExpected::StreamExists) && head == 0 {
                     return Err(StoreError::WrongExpectedVersion((stream, 0)));
                 }

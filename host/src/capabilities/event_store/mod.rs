@@ -16,6 +16,9 @@ use crate::store::{EventStore, ExpectedVersion, StoredEvent};
 /// Most events one `read-stream` call returns.
 pub const MAX_READ: u32 = 10_000;
 
+/// Most bytes of events one read loads unless configured (`limits.max_read_mib`).
+pub const DEFAULT_MAX_READ_BYTES: usize = 64 << 20;
+
 /// Appends buffered for one stream.
 #[derive(Debug, Clone)]
 pub struct BufferedAppend {
@@ -35,11 +38,15 @@ pub struct UnitOfWork {
     store: Arc<dyn EventStore>,
     runtime: tokio::runtime::Handle,
     max_events: usize,
+    max_read_bytes: usize,
     pub(crate) appends: Vec<BufferedAppend>,
     /// What earlier commands of the same batch appended.
     prior: Vec<BufferedAppend>,
     /// The stored head version of every stream this unit read.
     pub(crate) seen: std::collections::HashMap<String, u64>,
+    /// The first stream a read had to cut at the read bound: the engine answers 422 whatever
+    /// the handler made of the short page.
+    pub(crate) read_cut: Option<String>,
     /// The last store failure a read met, so the engine can answer 503 rather than blame the plugin.
     pub(crate) store_failure: Option<String>,
     /// Gateway calls enqueued, committed with the appends (see `cairn:domain/gateway.enqueue`).
@@ -97,9 +104,11 @@ impl UnitOfWork {
             store,
             runtime,
             max_events,
+            max_read_bytes: DEFAULT_MAX_READ_BYTES,
             appends: Vec::new(),
             prior: Vec::new(),
             seen: Default::default(),
+            read_cut: None,
             store_failure: None,
             outbox: Vec::new(),
             aggregates: Vec::new(),
@@ -128,6 +137,11 @@ impl UnitOfWork {
         self.refused_stream.as_deref()
     }
 
+    /// The stream a read cut at the read bound, if any, and the bound in bytes.
+    pub fn read_cut(&self) -> Option<(&str, usize)> {
+        self.read_cut.as_deref().map(|stream| (stream, self.max_read_bytes))
+    }
+
     /// The store failure a read met, if any.
     pub fn store_failure(&self) -> Option<&str> {
         self.store_failure.as_deref()
@@ -140,15 +154,27 @@ impl UnitOfWork {
         self
     }
 
-    /// Stored events of `stream`, then what earlier commands of the batch appended to it.
+    /// Loads at most `bytes` of events per read (a read stops early; the handler reads on).
+    pub fn with_max_read_bytes(mut self, bytes: usize) -> Self {
+        self.max_read_bytes = bytes;
+        self
+    }
+
+    /// Stored events of `stream` (at most `max`, and at most the read bound's bytes), then what
+    /// earlier commands of the batch appended to it.
     fn stored(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<StoredEvent>, String> {
-        let mut events = crate::capabilities::deadline::block_on(
+        let read = crate::capabilities::deadline::block_on(
             &self.runtime,
-            self.store.read_stream(&self.domain, stream, from, max),
+            self.store.read_stream_bounded(&self.domain, stream, from, max, self.max_read_bytes),
         )
         .map_err(|overrun| overrun.to_string())?
         .map_err(|e| e.0)?;
-        if let Some(prior) = self.prior.iter().find(|a| a.stream == stream) {
+        let mut events = read.events;
+        if read.cut && self.read_cut.is_none() {
+            self.read_cut = Some(stream.to_string());
+        }
+        // Cut by bytes: the batch's own events come only after every stored one.
+        if let Some(prior) = self.prior.iter().find(|a| a.stream == stream).filter(|_| !read.cut) {
             for (i, event) in prior.events.iter().enumerate() {
                 let version = prior.first_version + i as u64;
                 if version >= from && events.len() < max as usize {
@@ -163,6 +189,21 @@ impl UnitOfWork {
             self.seen.entry(stream.to_string()).or_default();
         }
         Ok(events)
+    }
+
+    /// The version of `stream` as this unit sees it (stored, then the batch's own events),
+    /// without loading its events.
+    fn head(&mut self, stream: &str) -> Result<u64, String> {
+        let stored =
+            crate::capabilities::deadline::block_on(&self.runtime, self.store.stream_head(&self.domain, stream))
+                .map_err(|overrun| overrun.to_string())?
+                .map_err(|e| e.0)?;
+        let prior =
+            self.prior.iter().find(|a| a.stream == stream).map_or(0, |a| a.first_version + a.events.len() as u64 - 1);
+        let head = stored.max(prior);
+        let seen = self.seen.entry(stream.to_string()).or_default();
+        *seen = (*seen).max(head);
+        Ok(head)
     }
 
     fn buffered_count(&self) -> usize {

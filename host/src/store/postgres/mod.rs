@@ -41,6 +41,7 @@ pub mod read_models;
 mod registry_tests;
 #[cfg(test)]
 pub(crate) mod testing;
+mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -72,8 +73,9 @@ pub struct PgSettings {
 /// read models) over one pool.
 pub struct PgStore {
     pub(super) pool: PgPool,
-    writer: mpsc::Sender<events::WriteJob>,
+    writer: mpsc::Sender<writer::WriteJob>,
     head: watch::Receiver<u64>,
+    health: std::sync::Arc<super::writer_health::WriterHealth>,
     notifications: Notifications,
 }
 
@@ -93,8 +95,9 @@ impl PgStore {
         let (head_tx, head) = watch::channel(last as u64);
         let notifications = listen::start(pool.clone(), head_tx.clone()).await?;
         let (writer, jobs) = mpsc::channel(4096);
-        tokio::spawn(events::Writer { pool: writes, head: head_tx }.run(jobs));
-        Ok(Self { pool, writer, head, notifications })
+        let health = std::sync::Arc::new(super::writer_health::WriterHealth::default());
+        tokio::spawn(writer::Writer { pool: writes, head: head_tx, health: health.clone() }.run(jobs));
+        Ok(Self { pool, writer, head, health, notifications })
     }
 
     /// Registry and generation changes made by any host (this one included).
