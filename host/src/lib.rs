@@ -106,7 +106,8 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
             .with_gateway(gateway.clone())
             .with_cache(cache.clone()),
     );
-    let commands = engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), engine::QueueSettings::default());
+    let commands =
+        engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), config.queue.settings(), host_id.clone());
     let cluster = engine::ClusterSettings {
         host_id,
         leases: stores.leases.clone(),

@@ -5,6 +5,7 @@
 mod database;
 mod gateway;
 mod limits;
+mod queue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use self::database::DatabaseConfig;
 pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
+pub use self::queue::QueueConfig;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -64,6 +66,8 @@ pub struct Config {
     /// Where events, plugins and read models live: SQLite in `data_dir` unless a PostgreSQL URL
     /// is given.
     pub database: DatabaseConfig,
+    /// Asynchronous commands: workers, per-domain cap, leases, retries.
+    pub queue: QueueConfig,
 }
 
 /// Projection runners and the query cache.
@@ -173,6 +177,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             cache: CacheConfig::default(),
             database: DatabaseConfig::default(),
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -193,6 +198,7 @@ const KEYS: &[&str] = &[
     "gateway",
     "cache",
     "database",
+    "queue",
 ];
 
 impl Config {
@@ -244,6 +250,7 @@ impl Config {
             bail!("admin.max_component_mib must be positive");
         }
         self.limits.validate("limits")?;
+        self.queue.validate()?;
         for (domain, settings) in &self.domains {
             self.limits.with(&settings.limits).validate(&format!("domains.{domain}.limits"))?;
         }

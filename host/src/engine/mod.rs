@@ -15,4 +15,4 @@ pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
 pub use outbox::OutboxWorker;
 pub use projections::{ClusterSettings, ProjectionSettings, Projections};
 pub use queries::Queries;
-pub use queue::{AsyncCommands, QueueSettings};
+pub use queue::{AsyncCommands, QueueSettings, Submitted};

@@ -35,6 +35,8 @@ mod listen;
 mod outbox;
 mod plugins;
 mod queue;
+#[cfg(test)]
+mod queue_tests;
 pub mod read_models;
 #[cfg(test)]
 mod registry_tests;
