@@ -24,6 +24,7 @@ const BUILDS: &[Build] = &[
     Build { name: "big-memory", package: "big-memory", features: "", folder: "tests/guests/big-memory" },
     Build { name: "overreach", package: "overreach", features: "", folder: "tests/guests/overreach" },
     Build { name: "gateway-probe", package: "gateway-probe", features: "", folder: "tests/guests/gateway-probe" },
+    Build { name: "header-flood", package: "header-flood", features: "", folder: "tests/guests/header-flood" },
     Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {

@@ -99,7 +99,9 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         background.push(registry.clone().follow(notifications.registry()));
     }
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
-    let gateway = Arc::new(capabilities::gateway::Gateway::new(config.gateway.settings()?)?);
+    let gateway = Arc::new(
+        capabilities::gateway::Gateway::new(config.gateway.settings()?)?.with_limits(config.gateway.limits()?),
+    );
     let cache = Arc::new(config.cache.build()?);
     let engine = Arc::new(
         engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue)

@@ -233,6 +233,7 @@ impl Config {
             bail!("max_body_bytes must be at least 64");
         }
         self.gateway.settings()?;
+        self.gateway.limits()?;
         self.database.postgres()?;
         if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
             bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");

@@ -11,3 +11,5 @@ mod cluster;
 mod held_append;
 #[path = "outage.rs"]
 mod outage;
+#[path = "queue_takeover.rs"]
+mod queue_takeover;
