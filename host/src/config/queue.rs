@@ -65,3 +65,21 @@ impl QueueConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        let defaults = QueueConfig::default();
+        defaults.validate().unwrap();
+        assert_eq!((defaults.workers, defaults.per_domain, defaults.lease_ms), (8, 2, 6_000));
+        let error = QueueConfig { per_domain: 0, ..defaults.clone() }.validate().unwrap_err();
+        assert!(error.to_string().contains("queue.per_domain"), "{error}");
+        let error = QueueConfig { lease_ms: 10, ..defaults.clone() }.validate().unwrap_err();
+        assert!(error.to_string().contains("queue.lease_ms"), "{error}");
+        let settings = QueueConfig { workers: 3, lease_ms: 900, ..defaults }.settings();
+        assert_eq!((settings.workers, settings.lease), (3, Duration::from_millis(900)));
+    }
+}

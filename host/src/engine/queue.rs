@@ -316,3 +316,29 @@ fn code(error: &CommandError) -> String {
         _ => "failed".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{FaultKind, PluginFault};
+
+    #[test]
+    fn plugin_faults_are_not_transient_and_the_store_busy_domains_and_conflicts_are() {
+        for kind in [FaultKind::Deadline, FaultKind::Memory, FaultKind::Stack, FaultKind::Trap] {
+            let name = format!("{kind:?}");
+            let fault = PluginFault {
+                kind,
+                domain: "d".into(),
+                version: "1.0.0".into(),
+                function: "decide",
+                message: "m".into(),
+                limit: None,
+            };
+            assert!(!transient(&CommandError::PluginFault(fault)), "{name}");
+        }
+        assert!(transient(&CommandError::Store(StoreError("down".into()))));
+        assert!(transient(&CommandError::DomainBusy { domain: "d".into(), slots: 1 }));
+        assert!(transient(&CommandError::Conflict { stream: "s".into(), attempts: 5 }));
+        assert!(!transient(&CommandError::UnknownDomain("d".into())));
+    }
+}
