@@ -215,8 +215,12 @@ impl AsyncCommands {
                 }
             };
             for job in claimed {
-                if let Ok(mut running) = self.running.lock() {
-                    running.insert(job.id.clone(), job.domain.clone());
+                // A job of this host whose lease lapsed (a renewal late): the claim renewed it,
+                // and it is running here already.
+                let fresh =
+                    self.running.lock().is_ok_and(|mut r| r.insert(job.id.clone(), job.domain.clone()).is_none());
+                if !fresh {
+                    continue;
                 }
                 free -= 1;
                 started += 1;

@@ -1,12 +1,15 @@
 //! The asynchronous command queue contains its domains: an `Idempotency-Key` names one job (a
 //! repeat, also a concurrent one, answers the first job and is applied once; another body under
 //! the key is a 422), several jobs run at once with a per-domain cap, so a domain's slow jobs
-//! do not hold up another domain's, and a plugin's deadline overrun is a dead letter after one
-//! attempt, not retried.
+//! do not hold up another domain's, a running job's lease is renewed so no claim takes it twice,
+//! and a plugin's deadline overrun is a dead letter after one attempt, not retried.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, Reply};
+use cairn::config::ServiceConfig;
+use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, GATEWAY_PROBE_COMPONENT, Reply};
 
 use super::TestHost;
 use serde_json::{Value, json};
@@ -23,7 +26,7 @@ async fn submit(host: &TestHost, path: &str, body: &Value, key: Option<&str>) ->
 }
 
 /// The job behind `url` once its state is `want` (fails after `within`).
-async fn settle(host: &TestHost, url: &str, want: &str, within: Duration) -> Value {
+pub(super) async fn settle(host: &TestHost, url: &str, want: &str, within: Duration) -> Value {
     let started = Instant::now();
     loop {
         let status = host.get(url).await.unwrap();
@@ -116,4 +119,61 @@ async fn a_plugin_deadline_overrun_is_a_dead_letter_after_one_attempt() {
     assert!(dead["last_error"].as_str().unwrap().contains("deadline"), "{dead}");
     let listed = host.admin_get("/admin/v1/dead-letters").await.unwrap();
     assert_eq!(listed.body["dead_letters"][0]["id"], accepted.body["id"]);
+}
+
+/// Serves `/api/slow`, answering after 2.5 s; counts the requests that reach it.
+async fn slow_service() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/api/slow",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                tokio::time::sleep(Duration::from_millis(2_500)).await;
+                "late"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, calls)
+}
+
+/// A host whose `gateway-probe` calls a service taking 2.5 s per call (the count of calls
+/// that reached it beside), with leases of 900 ms, renewed every 300 ms.
+pub(super) async fn host_with_slow_jobs() -> (TestHost, Arc<AtomicUsize>) {
+    let (port, calls) = slow_service().await;
+    let host = TestHost::start_with(&[GATEWAY_PROBE_COMPONENT], |c| {
+        c.queue.lease_ms = 900;
+        c.domains.entry("gateway-probe".into()).or_default().limits.deadline_ms = Some(10_000);
+        let service = ServiceConfig {
+            base_url: format!("http://127.0.0.1:{port}/api/"),
+            allowed_domains: vec!["gateway-probe".into()],
+            timeout_ms: 8_000,
+            max_attempts: 1,
+            ..Default::default()
+        };
+        c.gateway.services.insert("slow".into(), service);
+    })
+    .await
+    .unwrap();
+    (host, calls)
+}
+
+/// Queues a `gateway-probe` call of the slow service; its status URL.
+pub(super) async fn submit_slow_job(host: &TestHost) -> String {
+    let call = json!({"service": "slow", "method": "GET", "path": "/slow"});
+    let accepted = submit(host, "/v1/domains/gateway-probe/commands/call", &call, None).await;
+    accepted.expect(202).body["status_url"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_running_jobs_lease_is_renewed_so_no_claim_takes_it_twice() {
+    let (host, calls) = host_with_slow_jobs().await;
+    let url = submit_slow_job(&host).await;
+    let done = settle(&host, &url, "succeeded", Duration::from_secs(15)).await;
+    assert_eq!(done["attempts"], 1, "the renewed lease kept the job with its host: {done}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one call: the job was not claimed again while it ran");
 }

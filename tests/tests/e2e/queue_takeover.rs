@@ -1,14 +1,18 @@
 //! On PostgreSQL, where hosts share the command queue: a job claimed by a host that died (here a
 //! second store that claimed the job, applied it under its key `async-<id>` as a host would,
 //! and then stopped, never renewing its lease nor recording the outcome) is taken over by the
-//! live host once the lease runs out, within seconds, and applied once.
+//! live host once the lease runs out, within seconds, and applied once; and a host stopped in
+//! the middle of a job leaves it to the next host, which finishes it once.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cairn::store::postgres::PgStore;
 use cairn::store::{Claim, CommandQueue, now_micros};
 use cairn_tests::{FAULTY_COMPONENT, PgTestHost};
 use serde_json::json;
+
+use super::queue_containment::{host_with_slow_jobs, settle, submit_slow_job};
 
 #[tokio::test]
 async fn a_job_claimed_by_a_host_that_died_is_finished_by_another_within_seconds_and_applied_once() {
@@ -50,4 +54,21 @@ async fn a_job_claimed_by_a_host_that_died_is_finished_by_another_within_seconds
     assert_eq!(done["attempts"], 2, "claimed by the dead host, then by the live one: {done}");
     assert_eq!(done["result"], applied.body, "the rerun replays the dead host's answer");
     assert_eq!(host.stream_events("faulty", "gadget-orphan").await.unwrap().len(), 1, "applied once");
+}
+
+#[tokio::test]
+async fn a_host_stopped_in_the_middle_of_a_job_leaves_it_to_the_next_which_applies_it_once() {
+    let (mut host, calls) = host_with_slow_jobs().await;
+    let url = submit_slow_job(&host).await;
+    let started = Instant::now();
+    while calls.load(Ordering::SeqCst) < 1 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the job never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Stopped mid-call: its lease is no longer renewed; the next host (a new one) claims the job.
+    host.restart().await.unwrap();
+    let done = settle(&host, &url, "succeeded", Duration::from_secs(15)).await;
+    assert_eq!(done["attempts"], 2, "claimed by the stopped host, then by the next: {done}");
+    let stream = done["result"]["stream"].as_str().unwrap();
+    assert_eq!(host.stream_events("gateway-probe", stream).await.unwrap().len(), 1, "applied once");
 }
