@@ -15,6 +15,11 @@ const COLUMNS: &str = "id, domain, command, payload, correlation_id, state, atte
 /// Jobs a claim may take at `?1`: due and queued, or running under a lease that ended.
 const CLAIMABLE: &str = "((state = 'queued' AND not_before <= ?1) OR (state = 'running' AND lease_until < ?1))";
 
+/// The two kinds of claimable jobs, each a condition the `(domain, state, not_before)` index
+/// serves on its own (their disjunction would sort every due job of a flooded domain).
+const LAPSED: &str = "state = 'running' AND lease_until < ?1";
+const DUE: &str = "state = 'queued' AND not_before <= ?1";
+
 fn job(row: &SqliteRow) -> QueuedCommand {
     QueuedCommand {
         id: row.get(0),
@@ -84,23 +89,30 @@ impl CommandQueue for SqliteStore {
         domain: Option<&str>,
         limit: u32,
     ) -> Result<Vec<QueuedCommand>, StoreError> {
-        let mut rows = sqlx::query(&format!(
-            "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = ?1, claimed_by = ?2, \
-             lease_until = ?3 WHERE id IN (SELECT id FROM command_queue WHERE {CLAIMABLE} \
-             AND (?4 IS NULL OR domain = ?4) ORDER BY not_before, id LIMIT ?5) RETURNING {COLUMNS}"
-        ))
-        .bind(claim.now_micros)
-        .bind(&claim.owner)
-        .bind(claim.lease_until_micros)
-        .bind(domain)
-        .bind(i64::from(limit))
-        .fetch_all(&self.admin)
-        .await?
-        .iter()
-        .map(job)
-        .collect::<Vec<_>>();
-        rows.sort_by(|a, b| (a.not_before_micros, &a.id).cmp(&(b.not_before_micros, &b.id)));
-        Ok(rows)
+        let mut claimed = Vec::new();
+        // Jobs of dead claimers first: they have waited longest.
+        for kind in [LAPSED, DUE] {
+            let left = i64::from(limit) - claimed.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            let of_domain = if domain.is_some() { "AND domain = ?4" } else { "AND ?4 IS NULL" };
+            let rows = sqlx::query(&format!(
+                "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = ?1, \
+                 claimed_by = ?2, lease_until = ?3 WHERE id IN (SELECT id FROM command_queue WHERE {kind} \
+                 {of_domain} ORDER BY not_before, id LIMIT ?5) RETURNING {COLUMNS}"
+            ))
+            .bind(claim.now_micros)
+            .bind(&claim.owner)
+            .bind(claim.lease_until_micros)
+            .bind(domain)
+            .bind(left)
+            .fetch_all(&self.admin)
+            .await?;
+            claimed.extend(rows.iter().map(job));
+        }
+        claimed.sort_by(|a, b| (a.not_before_micros, &a.id).cmp(&(b.not_before_micros, &b.id)));
+        Ok(claimed)
     }
 
     async fn renew(&self, owner: &str, ids: &[String], until: i64) -> Result<u64, StoreError> {

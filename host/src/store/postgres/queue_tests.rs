@@ -170,3 +170,23 @@ async fn one_job_per_idempotency_key_even_when_submitted_at_once() {
     assert_eq!(a.enqueue(&job("unkeyed1", 1)).await.unwrap(), None);
     assert_eq!(a.enqueue(&job("unkeyed2", 1)).await.unwrap(), None, "jobs without a key never clash");
 }
+
+#[tokio::test]
+async fn due_domains_are_those_with_due_jobs_or_lapsed_leases() {
+    let Some((_, store, _)) = two_hosts("queue_due_domains").await else { return };
+    let q: &dyn CommandQueue = &*store;
+    let now = now_micros();
+    let of = |domain: &str, id: &str, not_before: i64| QueuedCommand { domain: domain.into(), ..job(id, not_before) };
+    for i in 0..50 {
+        q.enqueue(&of("flood", &format!("f{i:02}"), now - 100 + i)).await.unwrap();
+    }
+    q.enqueue(&of("later", "l", now + MINUTE)).await.unwrap();
+    q.enqueue(&of("lapsed", "x", now - 1000)).await.unwrap();
+    q.enqueue(&of("quiet", "q", now - 1000)).await.unwrap();
+    q.claim_due(&claim("dead", now - 900, 100), Some("lapsed"), 1).await.unwrap();
+    let claimed = q.claim_due(&claim("busy", now, MINUTE), Some("quiet"), 5).await.unwrap();
+    assert_eq!(claimed.len(), 1, "a claim takes only its domain's jobs");
+    let mut due = q.due_domains(now).await.unwrap();
+    due.sort();
+    assert_eq!(due, ["flood", "lapsed"], "not the job of later, nor the running one under its lease");
+}
