@@ -32,6 +32,8 @@ pub struct RunningHost {
     /// Queue and outbox workers, the follower of other hosts' activations.
     background: Vec<JoinHandle<()>>,
     projections: Arc<engine::Projections>,
+    /// The asynchronous commands, whose jobs a stop releases.
+    commands: Arc<engine::AsyncCommands>,
 }
 
 impl RunningHost {
@@ -44,19 +46,21 @@ impl RunningHost {
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.shutdown.send(());
         let served = self.task.await.context("the server task panicked")?.context("serving HTTP");
-        // A job cut off here stays `running` and is queued again at the next start; its
-        // idempotency key keeps it from being applied twice.
+        // A job cut off here is released, for any host (the next start, on SQLite) to claim at
+        // once; its idempotency key keeps it from being applied twice.
         stop_background(self.background).await;
+        self.commands.release().await;
         self.projections.stop_all().await;
         served
     }
 
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(self) -> Result<()> {
-        let Self { task, shutdown, background, projections, .. } = self;
+        let Self { task, shutdown, background, projections, commands, .. } = self;
         let result = task.await.context("the server task panicked")?.context("serving HTTP");
         drop(shutdown);
         stop_background(background).await;
+        commands.release().await;
         projections.stop_all().await;
         result
     }
@@ -142,7 +146,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         store,
         registry,
         admin,
-        commands,
+        commands: commands.clone(),
         projections: projections.clone(),
         queries,
         gateway,
@@ -157,5 +161,5 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     }));
     tracing::info!(%addr, backend = stores.backend, data = %config.data_dir.display(),
         plugins = %config.plugins_dir.display(), "cairn is serving");
-    Ok(RunningHost { addr, shutdown, task, background, projections })
+    Ok(RunningHost { addr, shutdown, task, background, projections, commands })
 }

@@ -174,6 +174,16 @@ impl AsyncCommands {
         }
     }
 
+    /// After [`AsyncCommands::work`] was aborted (a clean stop): the jobs it was running are
+    /// released, for another host to claim at once instead of after their leases.
+    pub async fn release(&self) {
+        match self.queue.release(&self.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "released the commands this host was running"),
+            Err(error) => tracing::warn!(%error, "cannot release the commands this host was running"),
+        }
+    }
+
     /// Claims what the free slots allow, domain by domain (starting at a rotating `cursor`, so
     /// no domain is always served first), and starts each job in `jobs`. How many it started.
     async fn claim(self: &Arc<Self>, jobs: &mut JoinSet<()>, cursor: &mut usize) -> usize {

@@ -131,6 +131,14 @@ impl CommandQueue for SqliteStore {
         Ok(renewed)
     }
 
+    async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = ? AND state = 'running'")
+            .bind(owner)
+            .execute(&self.admin)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn finish(
         &self,
         owner: &str,

@@ -151,6 +151,14 @@ impl CommandQueue for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = $1 AND state = 'running'")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn finish(
         &self,
         owner: &str,

@@ -137,6 +137,10 @@ async fn a_lease_that_runs_out_lets_another_host_take_the_job_over() {
     assert_eq!(q.renew("a", &["abandoned".into()], now + MINUTE).await.unwrap(), 0, "no longer a's");
     assert!(!q.finish("a", "abandoned", "succeeded", Some(201), None, None, None).await.unwrap());
     assert!(other.finish("b", "abandoned", "succeeded", Some(201), None, None, None).await.unwrap());
+    assert!(other.claim_due(&claim("b", now + 2500, 1000), None, 10).await.unwrap().is_empty());
+    assert_eq!(q.release("a").await.unwrap(), 1, "a stopping host releases what it still runs");
+    let released = other.claim_due(&claim("b", now + 2500, 1000), None, 10).await.unwrap();
+    assert_eq!(released.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["renewed"], "claimable at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
