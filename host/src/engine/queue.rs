@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -154,8 +154,14 @@ impl AsyncCommands {
             Ok(n) => tracing::info!(jobs = n, "re-queued commands interrupted by a stop"),
             Err(error) => tracing::error!(%error, "cannot re-queue interrupted commands"),
         }
+        // Renewals run beside the claims, so a slow claim (a store timing out) cannot let the
+        // leases of running jobs lapse.
+        tokio::join!(self.renew_leases(), self.claim_loop());
+    }
+
+    /// Starts due jobs as slots free up, until aborted.
+    async fn claim_loop(self: &Arc<Self>) {
         let mut jobs = JoinSet::new();
-        let mut renewed = Instant::now();
         let mut cursor = 0usize;
         loop {
             while let Some(done) = jobs.try_join_next() {
@@ -163,14 +169,18 @@ impl AsyncCommands {
                     tracing::error!(%error, "an asynchronous command's task failed");
                 }
             }
-            if renewed.elapsed() >= self.settings.lease / 3 {
-                renewed = Instant::now();
-                self.renew().await;
-            }
             let claimed = self.claim(&mut jobs, &mut cursor).await;
             if claimed == 0 {
                 let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
             }
+        }
+    }
+
+    /// Renews the leases of the jobs running here every third of a lease, until aborted.
+    async fn renew_leases(&self) {
+        loop {
+            tokio::time::sleep(self.settings.lease / 3).await;
+            self.renew().await;
         }
     }
 
