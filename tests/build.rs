@@ -26,6 +26,7 @@ const BUILDS: &[Build] = &[
     Build { name: "gateway-probe", package: "gateway-probe", features: "", folder: "tests/guests/gateway-probe" },
     Build { name: "escapee", package: "escapee", features: "", folder: "tests/guests/escapee" },
     Build { name: "sloth", package: "sloth", features: "", folder: "tests/guests/sloth" },
+    Build { name: "header-flood", package: "header-flood", features: "", folder: "tests/guests/header-flood" },
     Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
     Build { name: "unstorable", package: "unstorable", features: "", folder: "tests/guests/unstorable" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },

@@ -33,6 +33,8 @@ pub struct RunningHost {
     /// Queue and outbox workers, the follower of other hosts' activations.
     background: Vec<JoinHandle<()>>,
     projections: Arc<engine::Projections>,
+    /// The asynchronous commands, whose jobs a stop releases.
+    commands: Arc<engine::AsyncCommands>,
 }
 
 impl RunningHost {
@@ -45,19 +47,21 @@ impl RunningHost {
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.shutdown.send(());
         let served = self.task.await.context("the server task panicked")?.context("serving HTTP");
-        // A job cut off here stays `running` and is queued again at the next start; its
-        // idempotency key keeps it from being applied twice.
+        // A job cut off here is released, for any host (the next start, on SQLite) to claim at
+        // once; its idempotency key keeps it from being applied twice.
         stop_background(self.background).await;
+        self.commands.release().await;
         self.projections.stop_all().await;
         served
     }
 
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(self) -> Result<()> {
-        let Self { task, shutdown, background, projections, .. } = self;
+        let Self { task, shutdown, background, projections, commands, .. } = self;
         let result = task.await.context("the server task panicked")?.context("serving HTTP");
         drop(shutdown);
         stop_background(background).await;
+        commands.release().await;
         projections.stop_all().await;
         result
     }
@@ -100,7 +104,9 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         background.push(registry.clone().follow(notifications.registry()));
     }
     let queue = std::time::Duration::from_millis(config.limits.queue_ms);
-    let gateway = Arc::new(capabilities::gateway::Gateway::new(config.gateway.settings()?)?);
+    let gateway = Arc::new(
+        capabilities::gateway::Gateway::new(config.gateway.settings()?)?.with_limits(config.gateway.limits()?),
+    );
     let cache = Arc::new(config.cache.build()?);
     let engine = Arc::new(
         engine::CommandEngine::new(registry.clone(), store.clone(), config.command_attempts, queue)
@@ -109,7 +115,8 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
             .with_max_event_depth(config.limits.max_event_depth)
             .with_max_read_bytes(config.limits.max_read_mib << 20),
     );
-    let commands = engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), engine::QueueSettings::default());
+    let commands =
+        engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), config.queue.settings(), host_id.clone());
     let cluster = engine::ClusterSettings {
         host_id,
         leases: stores.leases.clone(),
@@ -146,7 +153,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         store,
         registry,
         admin,
-        commands,
+        commands: commands.clone(),
         projections: projections.clone(),
         queries,
         gateway,
@@ -161,5 +168,5 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     }));
     tracing::info!(%addr, backend = stores.backend, data = %config.data_dir.display(),
         plugins = %config.plugins_dir.display(), "cairn is serving");
-    Ok(RunningHost { addr, shutdown, task, background, projections })
+    Ok(RunningHost { addr, shutdown, task, background, projections, commands })
 }

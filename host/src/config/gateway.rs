@@ -8,14 +8,32 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::gateway::{BreakerSettings, ServiceSettings};
+use crate::capabilities::gateway::{BreakerSettings, RequestLimits, ServiceSettings};
 
-/// Every configured service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Every configured service, and the caps on what plugins send them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     /// By name, as plugins call them.
     pub services: BTreeMap<String, ServiceConfig>,
+    /// Most headers a plugin's request may carry.
+    pub max_request_headers: usize,
+    /// Most bytes of header names and values a plugin's request may carry, in KiB.
+    pub max_request_header_kib: usize,
+    /// Most bytes of one enqueued call (path, headers, body, idempotency key), in KiB.
+    pub max_enqueued_kib: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        let limits = RequestLimits::default();
+        Self {
+            services: BTreeMap::new(),
+            max_request_headers: limits.max_headers,
+            max_request_header_kib: limits.max_header_bytes >> 10,
+            max_enqueued_kib: limits.max_enqueued_bytes >> 10,
+        }
+    }
 }
 
 /// One service.
@@ -68,6 +86,24 @@ impl Default for ServiceConfig {
 }
 
 impl GatewayConfig {
+    /// The caps on plugins' requests; fails on a cap of zero or past what HTTP can carry.
+    pub fn limits(&self) -> Result<RequestLimits> {
+        if !(1..=1024).contains(&self.max_request_headers) {
+            bail!("gateway.max_request_headers must be between 1 and 1024");
+        }
+        if !(1..=1024).contains(&self.max_request_header_kib) {
+            bail!("gateway.max_request_header_kib must be between 1 and 1024");
+        }
+        if !(1..=65_536).contains(&self.max_enqueued_kib) {
+            bail!("gateway.max_enqueued_kib must be between 1 and 65536");
+        }
+        Ok(RequestLimits {
+            max_headers: self.max_request_headers,
+            max_header_bytes: self.max_request_header_kib << 10,
+            max_enqueued_bytes: self.max_enqueued_kib << 10,
+        })
+    }
+
     /// Checks every service and turns it into the capability's settings.
     pub fn settings(&self) -> Result<BTreeMap<String, ServiceSettings>> {
         let mut out = BTreeMap::new();

@@ -5,6 +5,7 @@
 mod database;
 mod gateway;
 mod limits;
+mod queue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use self::database::DatabaseConfig;
 pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
+pub use self::queue::QueueConfig;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -64,6 +66,8 @@ pub struct Config {
     /// Where events, plugins and read models live: SQLite in `data_dir` unless a PostgreSQL URL
     /// is given.
     pub database: DatabaseConfig,
+    /// Asynchronous commands: workers, per-domain cap, leases, retries.
+    pub queue: QueueConfig,
 }
 
 /// Projection runners and the query cache.
@@ -196,6 +200,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             cache: CacheConfig::default(),
             database: DatabaseConfig::default(),
+            queue: QueueConfig::default(),
         }
     }
 }
@@ -216,6 +221,7 @@ const KEYS: &[&str] = &[
     "gateway",
     "cache",
     "database",
+    "queue",
 ];
 
 impl Config {
@@ -250,6 +256,7 @@ impl Config {
             bail!("max_body_bytes must be at least 64");
         }
         self.gateway.settings()?;
+        self.gateway.limits()?;
         self.database.postgres()?;
         if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
             bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");
@@ -276,6 +283,7 @@ impl Config {
             bail!("projections.on_failure_for: `{key}` must be `<domain>/<projection>`");
         }
         self.limits.validate("limits")?;
+        self.queue.validate()?;
         for (domain, settings) in &self.domains {
             self.limits.with(&settings.limits).validate(&format!("domains.{domain}.limits"))?;
         }

@@ -1,7 +1,8 @@
 //! The outbox worker: makes the gateway calls command handlers enqueued, after their commands
 //! committed. It wakes on every commit (the event store's head) and twice a second, claims due
 //! messages (a claim is a lease: a host that dies mid-call leaves the message to be taken
-//! again), makes one attempt each under the service's timeout and breaker, and records the
+//! again once the lease, the longest service timeout plus [`LEASE_MARGIN`], has run out), makes
+//! one attempt each under the service's timeout and breaker, and records the
 //! outcome: done, retry after a backoff, or a dead letter after the service's last attempt.
 //! Every attempt carries the message's idempotency key, so the service can drop a repeat.
 
@@ -11,8 +12,9 @@ use std::time::Duration;
 use crate::capabilities::gateway::{Delivery, Gateway};
 use crate::store::{EventStore, Outbox, OutboxOutcome, now_micros};
 
-/// How long a claimed message stays with the worker that took it.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed message stays with the worker that took it, past the longest attempt (one
+/// attempt per claim, bounded by its service's timeout): time to record the outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Messages claimed at once (delivered concurrently).
 const BATCH: u32 = 32;
 
@@ -21,19 +23,21 @@ pub struct OutboxWorker {
     outbox: Arc<dyn Outbox>,
     gateway: Arc<Gateway>,
     events: Arc<dyn EventStore>,
+    lease: Duration,
 }
 
 impl OutboxWorker {
     /// A worker over `outbox`, calling through `gateway`, woken by `events`' commits.
     pub fn new(outbox: Arc<dyn Outbox>, gateway: Arc<Gateway>, events: Arc<dyn EventStore>) -> Self {
-        Self { outbox, gateway, events }
+        let lease = gateway.longest_timeout() + LEASE_MARGIN;
+        Self { outbox, gateway, events, lease }
     }
 
     /// Runs until aborted.
     pub async fn work(self) {
         let mut head = self.events.head();
         loop {
-            let due = self.outbox.claim_due(now_micros(), LEASE.as_micros() as i64, BATCH).await;
+            let due = self.outbox.claim_due(now_micros(), self.lease.as_micros() as i64, BATCH).await;
             match due {
                 Ok(messages) if !messages.is_empty() => {
                     let mut deliveries = tokio::task::JoinSet::new();

@@ -1,4 +1,5 @@
-//! Asynchronous commands over HTTP: `Prefer: respond-async` → `202` with a status URL;
+//! Asynchronous commands over HTTP: `Prefer: respond-async` → `202` with a status URL (under a
+//! repeated `Idempotency-Key`, the first job's, marked `Idempotent-Replayed: true`);
 //! `GET /v1/commands/{id}`; and the dead letters under the admin API.
 
 use axum::Json;
@@ -30,12 +31,16 @@ pub(super) async fn submit(
                 })
         })
         .transpose()?;
-    let job = state.commands.submit(&request, not_before).await?;
+    let submitted = state.commands.submit(&request, not_before).await?;
+    let job = submitted.job;
     let url = format!("/v1/commands/{}", job.id);
     let body = json!({ "id": job.id, "state": job.state, "status_url": url, "not_before": super::rfc3339(job.not_before_micros) });
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(location) = header::HeaderValue::from_str(&url) {
         response.headers_mut().insert(header::LOCATION, location);
+    }
+    if submitted.replayed {
+        response.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
     }
     Ok(response)
 }

@@ -34,7 +34,7 @@ pub use self::leases::Leases;
 pub use self::open::Stores;
 pub use self::outbox::{NewOutboxMessage, Outbox, OutboxMessage, OutboxOutcome, OutboxRequest};
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
-pub use self::queue::{CommandQueue, QueuedCommand};
+pub use self::queue::{Claim, CommandQueue, QueuedCommand};
 pub use self::read_models::{ReadModelTx, ReadModels};
 
 /// What an appender expects a stream's current version to be.

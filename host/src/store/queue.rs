@@ -1,4 +1,9 @@
 //! The durable queue of asynchronous and delayed commands, with its dead letters.
+//!
+//! A job is claimed by one host under a lease ([`Claim`]) that the host renews while the job
+//! runs; a job whose lease ran out (its host died) is claimed again by any host. A client's
+//! `Idempotency-Key` is unique per domain in the queue (a unique index), so a repeated or
+//! concurrent submission finds the first job instead of queueing a second one.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -33,26 +38,63 @@ pub struct QueuedCommand {
     /// The outcome's JSON (the command's answer, or its problem).
     #[serde(skip)]
     pub result: Option<String>,
+    /// The client's `Idempotency-Key`, unique per domain.
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
+    /// Hash of the command and payload, to tell a repeat from another request under one key.
+    #[serde(skip)]
+    pub request_hash: Option<String>,
+}
+
+/// Who claims jobs, and until when they are theirs unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The claiming host (renewals and outcomes name it).
+    pub owner: String,
+    /// Now (microseconds since the Unix epoch): jobs due by then are claimed, and running jobs
+    /// whose lease ended before then.
+    pub now_micros: i64,
+    /// The claimed jobs' lease end.
+    pub lease_until_micros: i64,
 }
 
 /// Durable queue of commands to run later.
 #[async_trait]
 pub trait CommandQueue: Send + Sync + 'static {
-    /// Stores a new job.
-    async fn enqueue(&self, job: &QueuedCommand) -> Result<(), StoreError>;
-    /// Marks up to `limit` due jobs `running` and returns them (oldest first).
-    async fn claim_due(&self, now_micros: i64, limit: u32) -> Result<Vec<QueuedCommand>, StoreError>;
+    /// Stores a new job, unless its domain already has a job under its idempotency key: then
+    /// nothing is stored and that job is returned (also when the twin is being inserted
+    /// concurrently: the store's unique index decides).
+    async fn enqueue(&self, job: &QueuedCommand) -> Result<Option<QueuedCommand>, StoreError>;
+    /// The domains with jobs to claim at `now` (due, or running under an expired lease).
+    async fn due_domains(&self, now_micros: i64) -> Result<Vec<String>, StoreError>;
+    /// Marks up to `limit` claimable jobs (of `domain`, or any) `running` under `claim`'s lease
+    /// and returns them, oldest first. Claimable: due and `queued`, or `running` under a lease
+    /// that ended.
+    async fn claim_due(
+        &self,
+        claim: &Claim,
+        domain: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueuedCommand>, StoreError>;
+    /// Extends the lease of `owner`'s running jobs `ids` to `until`; how many are still its.
+    async fn renew(&self, owner: &str, ids: &[String], until_micros: i64) -> Result<u64, StoreError>;
+    /// Ends the leases of `owner`'s running jobs (it stopped them): any host may claim them at
+    /// once. How many.
+    async fn release(&self, owner: &str) -> Result<u64, StoreError>;
     /// Records a final outcome (`succeeded`, `rejected` or `failed`) or, with `retry_at`, puts the
-    /// job back as `queued` for a later attempt.
+    /// job back as `queued` for a later attempt. Only while `owner` holds the job: false (nothing
+    /// written) when another host took it over.
+    #[allow(clippy::too_many_arguments)]
     async fn finish(
         &self,
+        owner: &str,
         id: &str,
         state: &str,
         status: Option<u16>,
         result: Option<&str>,
         error: Option<&str>,
         retry_at: Option<i64>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// A job by id.
     async fn job(&self, id: &str) -> Result<Option<QueuedCommand>, StoreError>;
     /// Dead letters, oldest first.
@@ -61,11 +103,7 @@ pub trait CommandQueue: Send + Sync + 'static {
     async fn revive(&self, id: &str, now_micros: i64) -> Result<bool, StoreError>;
     /// Deletes a dead letter; false if it is not dead.
     async fn discard(&self, id: &str) -> Result<bool, StoreError>;
-    /// After a crash: jobs left `running` go back to `queued`.
+    /// At start: jobs a crash of this host left `running` go back to `queued`. Alone (SQLite)
+    /// that is every running job; where hosts share the queue, their leases tell instead.
     async fn requeue_running(&self) -> Result<u64, StoreError>;
-    /// While running: jobs another host sharing the queue left `running` when it died go back to
-    /// `queued`. Alone (SQLite) there is no other host: nothing to do.
-    async fn requeue_abandoned(&self) -> Result<u64, StoreError> {
-        Ok(0)
-    }
 }

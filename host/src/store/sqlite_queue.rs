@@ -1,14 +1,24 @@
-//! [`CommandQueue`] on SQLite, through the registry's writable connection.
+//! [`CommandQueue`] on SQLite, through the registry's writable connection. One host owns a data
+//! directory: leases matter only within it (a job whose renewals stopped), and a start puts
+//! every job a crash left `running` back in the queue.
 
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::sqlite::SqliteStore;
-use super::{CommandQueue, QueuedCommand, StoreError, now_micros};
+use super::{Claim, CommandQueue, QueuedCommand, StoreError, now_micros};
 
 const COLUMNS: &str = "id, domain, command, payload, correlation_id, state, attempts, not_before, last_error, \
-                       result_status, result";
+                       result_status, result, idempotency_key, request_hash";
+
+/// Jobs a claim may take at `?1`: due and queued, or running under a lease that ended.
+const CLAIMABLE: &str = "((state = 'queued' AND not_before <= ?1) OR (state = 'running' AND lease_until < ?1))";
+
+/// The two kinds of claimable jobs, each a condition the `(domain, state, not_before)` index
+/// serves on its own (their disjunction would sort every due job of a flooded domain).
+const LAPSED: &str = "state = 'running' AND lease_until < ?1";
+const DUE: &str = "state = 'queued' AND not_before <= ?1";
 
 fn job(row: &SqliteRow) -> QueuedCommand {
     QueuedCommand {
@@ -23,16 +33,21 @@ fn job(row: &SqliteRow) -> QueuedCommand {
         last_error: row.get(8),
         result_status: row.get::<Option<i64>, _>(9).map(|s| s as u16),
         result: row.get(10),
+        idempotency_key: row.get(11),
+        request_hash: row.get(12),
     }
 }
 
 #[async_trait]
 impl CommandQueue for SqliteStore {
-    async fn enqueue(&self, j: &QueuedCommand) -> Result<(), StoreError> {
+    async fn enqueue(&self, j: &QueuedCommand) -> Result<Option<QueuedCommand>, StoreError> {
         let now = now_micros();
-        sqlx::query(
+        // No conflict target: the only unique constraint an insert can meet is the key's index
+        // (ids are fresh UUIDv7s).
+        let inserted = sqlx::query(
             "INSERT INTO command_queue (id, domain, command, payload, correlation_id, state, attempts, not_before, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+             created_at, updated_at, idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&j.id)
         .bind(&j.domain)
@@ -42,41 +57,106 @@ impl CommandQueue for SqliteStore {
         .bind(j.not_before_micros)
         .bind(now)
         .bind(now)
+        .bind(&j.idempotency_key)
+        .bind(&j.request_hash)
         .execute(&self.admin)
         .await?;
-        Ok(())
+        if inserted.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM command_queue WHERE domain = ? AND idempotency_key = ?"))
+            .bind(&j.domain)
+            .bind(&j.idempotency_key)
+            .fetch_optional(&self.admin)
+            .await?;
+        row.as_ref()
+            .map(job)
+            .map(Some)
+            .ok_or_else(|| StoreError(format!("the queued command `{}` was not stored", j.id)))
     }
 
-    async fn claim_due(&self, now: i64, limit: u32) -> Result<Vec<QueuedCommand>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = ? \
-             WHERE id IN (SELECT id FROM command_queue WHERE state = 'queued' AND not_before <= ? \
-                          ORDER BY not_before, id LIMIT ?) RETURNING {COLUMNS}"
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.admin)
-        .await?;
-        Ok(rows.iter().map(job).collect())
+    async fn due_domains(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query_scalar(&format!("SELECT DISTINCT domain FROM command_queue WHERE {CLAIMABLE}"))
+            .bind(now)
+            .fetch_all(&self.admin)
+            .await?;
+        Ok(rows)
+    }
+
+    async fn claim_due(
+        &self,
+        claim: &Claim,
+        domain: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueuedCommand>, StoreError> {
+        let mut claimed = Vec::new();
+        // Jobs of dead claimers first: they have waited longest.
+        for kind in [LAPSED, DUE] {
+            let left = i64::from(limit) - claimed.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            let of_domain = if domain.is_some() { "AND domain = ?4" } else { "AND ?4 IS NULL" };
+            let rows = sqlx::query(&format!(
+                "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = ?1, \
+                 claimed_by = ?2, lease_until = ?3 WHERE id IN (SELECT id FROM command_queue WHERE {kind} \
+                 {of_domain} ORDER BY not_before, id LIMIT ?5) RETURNING {COLUMNS}"
+            ))
+            .bind(claim.now_micros)
+            .bind(&claim.owner)
+            .bind(claim.lease_until_micros)
+            .bind(domain)
+            .bind(left)
+            .fetch_all(&self.admin)
+            .await?;
+            claimed.extend(rows.iter().map(job));
+        }
+        claimed.sort_by(|a, b| (a.not_before_micros, &a.id).cmp(&(b.not_before_micros, &b.id)));
+        Ok(claimed)
+    }
+
+    async fn renew(&self, owner: &str, ids: &[String], until: i64) -> Result<u64, StoreError> {
+        let mut renewed = 0;
+        for id in ids {
+            renewed += sqlx::query(
+                "UPDATE command_queue SET lease_until = ? WHERE id = ? AND claimed_by = ? AND state = 'running'",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(owner)
+            .execute(&self.admin)
+            .await?
+            .rows_affected();
+        }
+        Ok(renewed)
+    }
+
+    async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = ? AND state = 'running'")
+            .bind(owner)
+            .execute(&self.admin)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn finish(
         &self,
+        owner: &str,
         id: &str,
         state: &str,
         status: Option<u16>,
         result: Option<&str>,
         error: Option<&str>,
         retry_at: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (state, not_before) = match retry_at {
             Some(at) => ("queued", Some(at)),
             None => (state, None),
         };
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE command_queue SET state = ?, result_status = ?, result = ?, last_error = ?, \
-             not_before = COALESCE(?, not_before), updated_at = ? WHERE id = ?",
+             not_before = COALESCE(?, not_before), updated_at = ?, lease_until = NULL \
+             WHERE id = ? AND claimed_by = ? AND state = 'running'",
         )
         .bind(state)
         .bind(status.map(i64::from))
@@ -85,9 +165,10 @@ impl CommandQueue for SqliteStore {
         .bind(not_before)
         .bind(now_micros())
         .bind(id)
+        .bind(owner)
         .execute(&self.admin)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn job(&self, id: &str) -> Result<Option<QueuedCommand>, StoreError> {
@@ -128,7 +209,7 @@ impl CommandQueue for SqliteStore {
     }
 
     async fn requeue_running(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE command_queue SET state = 'queued' WHERE state = 'running'")
+        let done = sqlx::query("UPDATE command_queue SET state = 'queued', lease_until = NULL WHERE state = 'running'")
             .execute(&self.admin)
             .await?;
         Ok(done.rows_affected())

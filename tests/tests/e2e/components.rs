@@ -132,6 +132,14 @@ async fn gateway_probe() {
 }
 
 #[tokio::test]
+async fn header_flood() {
+    // Loads; without a configured service its calls are refused with a typed error.
+    let host = TestHost::start(&[cairn_tests::HEADER_FLOOD_COMPONENT]).await.unwrap();
+    let reply = host.command("header-flood", "flood", json!({"service": "sink", "headers": 1})).await;
+    assert_eq!(reply.unwrap().expect(201).body["events"][0]["data"]["error"], "not-granted");
+}
+
+#[tokio::test]
 async fn rates() {
     // Loads; without a configured rate service every quote is refused with a reason.
     let host = TestHost::start(&[cairn_tests::RATES_COMPONENT]).await.unwrap();

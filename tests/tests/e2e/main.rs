@@ -40,10 +40,14 @@ macro_rules! suites_on_every_backend {
         mod hot_swap;
         #[path = "idempotency.rs"]
         mod idempotency;
+        #[path = "outbound_caps.rs"]
+        mod outbound_caps;
         #[path = "outbox.rs"]
         mod outbox;
         #[path = "poison.rs"]
         mod poison;
+        #[path = "queue_containment.rs"]
+        mod queue_containment;
         #[path = "read_side.rs"]
         mod read_side;
         #[path = "restart.rs"]

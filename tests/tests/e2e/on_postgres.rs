@@ -13,5 +13,7 @@ mod cluster_poison;
 mod held_append;
 #[path = "outage.rs"]
 mod outage;
+#[path = "queue_takeover.rs"]
+mod queue_takeover;
 #[path = "write_path.rs"]
 mod write_path;

@@ -2,7 +2,8 @@
 //! server: a call enqueued by a committed command is made once, after the commit, with its
 //! message id as idempotency key; a refused command's call is never made; a call committed
 //! while its service is down survives a host restart and is made once when the service returns;
-//! a call that keeps failing becomes a dead letter that operators retry or discard.
+//! a call that keeps failing becomes a dead letter that operators retry or discard; a call cut
+//! off by a stop is made again once its claim's lease (the service's timeout plus 5 s) is over.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -147,4 +148,37 @@ async fn a_call_that_keeps_failing_becomes_a_dead_letter_that_can_be_retried_or_
         .await
         .unwrap()
         .expect_problem(404, "unknown-dead-letter");
+}
+
+#[tokio::test]
+async fn a_call_cut_off_by_a_stop_is_made_again_soon_after_not_a_minute_later() {
+    // The first request hangs past the 1 s timeout; the host stops while it is in flight.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = Router::new().route(
+        "/api/notify",
+        post(move || {
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut host = host(port, |s| s.timeout_ms = 1_000).await;
+    enqueue(&host, false).await.expect(201);
+    eventually("the first attempt is in flight", || hits.load(Ordering::SeqCst) == 1).await;
+    host.restart().await.unwrap();
+    // The claim's lease is the service's timeout plus 5 s: the next host takes the message then
+    // (it used to be a minute).
+    let restarted = Instant::now();
+    while hits.load(Ordering::SeqCst) < 2 {
+        assert!(restarted.elapsed() < Duration::from_secs(20), "the call was not made again within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -6,6 +6,7 @@
 
 mod breaker;
 mod host;
+mod limits;
 mod path;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub use self::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
+pub use self::limits::RequestLimits;
 use crate::bindings::gateway::{GatewayError, Request, Response};
 
 /// One service's policy, from `[gateway.services.<name>]`.
@@ -63,6 +65,7 @@ struct Service {
 pub struct Gateway {
     client: reqwest::Client,
     services: BTreeMap<String, Service>,
+    limits: RequestLimits,
 }
 
 /// One service as `GET /admin/v1/gateway` shows it.
@@ -99,7 +102,18 @@ impl Gateway {
                 (name, Service { settings, breaker, counters: Counters::default() })
             })
             .collect();
-        Ok(Self { client, services })
+        Ok(Self { client, services, limits: RequestLimits::default() })
+    }
+
+    /// Caps requests (headers, enqueued calls) at `limits`.
+    pub fn with_limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The longest timeout of one attempt to any service (zero without services).
+    pub fn longest_timeout(&self) -> Duration {
+        self.services.values().map(|s| s.settings.timeout).max().unwrap_or_default()
     }
 
     /// Every service's counters and breaker state.
@@ -140,6 +154,7 @@ impl Gateway {
             return Err(not_granted());
         }
         let url = path::resolve(&svc.settings.base, &request.path).map_err(GatewayError::InvalidRequest)?;
+        self.limits.check_headers(&request.headers)?;
         let method = match request.method.to_ascii_uppercase().as_str() {
             m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
                 reqwest::Method::from_bytes(m.as_bytes()).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
@@ -168,9 +183,11 @@ impl Gateway {
         Ok((svc, url, method))
     }
 
-    /// Checks a request for the outbox: what [`Gateway::call`] would refuse is refused now.
+    /// Checks a request for the outbox: what [`Gateway::call`] would refuse is refused now, and
+    /// so is a call over `gateway.max_enqueued_kib`.
     pub fn check(&self, domain: &str, service: &str, request: &Request) -> Result<(), GatewayError> {
-        self.prepare(domain, service, request).map(|_| ())
+        self.prepare(domain, service, request)?;
+        self.limits.check_enqueued(request)
     }
 
     /// One call of `domain` to `service`, with the service's policy, ending by `deadline`.

@@ -36,6 +36,8 @@ mod outbox;
 mod parking;
 mod plugins;
 mod queue;
+#[cfg(test)]
+mod queue_tests;
 pub mod read_models;
 #[cfg(test)]
 mod registry_tests;

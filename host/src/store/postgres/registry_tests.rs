@@ -1,4 +1,5 @@
-//! Store-level tests of the PostgreSQL registry, command queue and outbox, each in a fresh schema
+//! Store-level tests of the PostgreSQL registry and outbox (the command queue's are in
+//! `queue_tests.rs`), each in a fresh schema
 //! (skipped without `CAIRN_TEST_POSTGRES_URL`). "Two hosts" are two [`PgStore`]s on one schema.
 
 use std::collections::BTreeSet;
@@ -7,12 +8,11 @@ use std::time::Duration;
 
 use super::{PgSettings, PgStore, testing};
 use crate::store::{
-    CommandQueue, Outbox, OutboxOutcome, OutboxRequest, PluginStore, PluginStoreError, PluginVersion, QueuedCommand,
-    SaveOutcome, now_micros,
+    Outbox, OutboxOutcome, OutboxRequest, PluginStore, PluginStoreError, PluginVersion, SaveOutcome, now_micros,
 };
 
 /// Two stores ("hosts") on one fresh schema, or `None` when PostgreSQL tests are skipped.
-async fn two_hosts(test: &str) -> Option<(PgSettings, Arc<PgStore>, Arc<PgStore>)> {
+pub(super) async fn two_hosts(test: &str) -> Option<(PgSettings, Arc<PgStore>, Arc<PgStore>)> {
     let settings = testing::settings(test)?;
     let first = PgStore::open(&settings).await.expect("opening the first store");
     let second = PgStore::open(&settings).await.expect("opening the second store");
@@ -155,118 +155,6 @@ async fn an_activation_notifies_every_host_at_commit() {
     })
     .await
     .expect("the activation's notification");
-}
-
-fn job(id: &str, not_before: i64) -> QueuedCommand {
-    QueuedCommand {
-        id: id.into(),
-        domain: "shop".into(),
-        command: "Order".into(),
-        payload: "{}".into(),
-        correlation_id: Some("corr".into()),
-        state: "queued".into(),
-        attempts: 0,
-        not_before_micros: not_before,
-        last_error: None,
-        result_status: None,
-        result: None,
-    }
-}
-
-#[tokio::test]
-async fn queued_jobs_are_claimed_when_due_and_finished() {
-    let Some((_, store, _)) = two_hosts("queue_claim_finish").await else { return };
-    let q: &dyn CommandQueue = &*store;
-    let now = now_micros();
-    q.enqueue(&job("j2", now - 1)).await.unwrap();
-    q.enqueue(&job("j1", now - 2)).await.unwrap();
-    q.enqueue(&job("later", now + 60_000_000)).await.unwrap();
-    let claimed = q.claim_due(now, 10).await.unwrap();
-    let ids: Vec<_> = claimed.iter().map(|j| j.id.as_str()).collect();
-    assert_eq!(ids, ["j1", "j2"], "due jobs, oldest first");
-    assert_eq!((claimed[0].state.as_str(), claimed[0].attempts), ("running", 1));
-    assert_eq!(claimed[0].correlation_id.as_deref(), Some("corr"));
-    assert!(q.claim_due(now, 10).await.unwrap().is_empty(), "claimed once");
-    q.finish("j1", "succeeded", Some(201), Some("{\"ok\":true}"), None, None).await.unwrap();
-    let done = q.job("j1").await.unwrap().unwrap();
-    assert_eq!(
-        (done.state.as_str(), done.result_status, done.result.as_deref()),
-        ("succeeded", Some(201), Some("{\"ok\":true}"))
-    );
-    q.finish("j2", "failed", Some(503), None, Some("busy"), Some(now + 5)).await.unwrap();
-    let retried = q.job("j2").await.unwrap().unwrap();
-    assert_eq!((retried.state.as_str(), retried.not_before_micros), ("queued", now + 5));
-    assert_eq!(retried.last_error.as_deref(), Some("busy"));
-    assert!(q.claim_due(now + 4, 10).await.unwrap().is_empty(), "not before its retry time");
-    let again = q.claim_due(now + 5, 1).await.unwrap();
-    assert_eq!((again[0].id.as_str(), again[0].attempts), ("j2", 2));
-    assert_eq!(q.job("nope").await.unwrap(), None);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hosts_claiming_at_once_never_share_a_job() {
-    let Some((_, a, b)) = two_hosts("queue_two_hosts").await else { return };
-    let now = now_micros();
-    for i in 0..200 {
-        a.enqueue(&job(&format!("job{i:03}"), now - 1000 + i)).await.unwrap();
-    }
-    let claimer = |store: Arc<PgStore>| {
-        tokio::spawn(async move {
-            let mut ids = Vec::new();
-            loop {
-                let claimed = CommandQueue::claim_due(&*store, now, 7).await.unwrap();
-                if claimed.is_empty() {
-                    return ids;
-                }
-                ids.extend(claimed.into_iter().map(|j| j.id));
-            }
-        })
-    };
-    let (x, y) = (claimer(a.clone()), claimer(b.clone()));
-    let (x, y) = (x.await.unwrap(), y.await.unwrap());
-    let all: BTreeSet<_> = x.iter().chain(&y).cloned().collect();
-    assert_eq!(all.len(), x.len() + y.len(), "no job claimed twice");
-    assert_eq!(all.len(), 200, "every job claimed");
-}
-
-#[tokio::test]
-async fn dead_letters_are_revived_or_discarded() {
-    let Some((_, store, _)) = two_hosts("queue_dead_letters").await else { return };
-    let q: &dyn CommandQueue = &*store;
-    let now = now_micros();
-    for id in ["d1", "d2", "alive"] {
-        q.enqueue(&job(id, now)).await.unwrap();
-    }
-    q.claim_due(now, 10).await.unwrap();
-    q.finish("d1", "failed", Some(500), Some("{}"), Some("boom"), None).await.unwrap();
-    q.finish("d2", "failed", Some(500), Some("{}"), Some("boom"), None).await.unwrap();
-    let dead: Vec<_> = q.dead_letters().await.unwrap().into_iter().map(|j| j.id).collect();
-    assert_eq!(dead, ["d1", "d2"]);
-    assert!(q.revive("d1", now + 1).await.unwrap());
-    assert!(!q.revive("d1", now + 1).await.unwrap(), "not dead any more");
-    assert!(!q.revive("alive", now).await.unwrap());
-    let revived = q.job("d1").await.unwrap().unwrap();
-    assert_eq!((revived.state.as_str(), revived.attempts, revived.not_before_micros), ("queued", 0, now + 1));
-    assert!(!q.discard("alive").await.unwrap(), "only dead letters are discarded");
-    assert!(q.discard("d2").await.unwrap());
-    assert_eq!(q.job("d2").await.unwrap(), None);
-    assert!(q.dead_letters().await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn a_starting_host_requeues_only_long_running_jobs() {
-    let Some((_, a, b)) = two_hosts("queue_requeue_running").await else { return };
-    let (q, other): (&dyn CommandQueue, &dyn CommandQueue) = (&*a, &*b);
-    let now = now_micros();
-    let long_ago = now - 10 * 60 * 1_000_000;
-    q.enqueue(&job("abandoned", long_ago)).await.unwrap();
-    q.enqueue(&job("busy", now)).await.unwrap();
-    assert_eq!(q.claim_due(long_ago, 10).await.unwrap().len(), 1);
-    assert_eq!(q.claim_due(now, 10).await.unwrap().len(), 1);
-    assert_eq!(other.requeue_running().await.unwrap(), 1);
-    assert_eq!(q.job("abandoned").await.unwrap().unwrap().state, "queued");
-    assert_eq!(q.job("busy").await.unwrap().unwrap().state, "running", "another host may be running it");
-    assert_eq!(other.requeue_running().await.unwrap(), 0);
 }
 
 /// Inserts a pending message as the event store's append writes it.
