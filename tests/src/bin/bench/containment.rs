@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use cairn_tests::{CARRIERS_COMPONENT, ESCAPEE_COMPONENT, HOSTILE_COMPONENT, TestHost};
+use cairn_tests::{
+    CARRIERS_COMPONENT, ESCAPEE_COMPONENT, HOSTILE_COMPONENT, ORDERS_COMPONENT, SLOTH_COMPONENT, TestHost,
+    UNSTORABLE_COMPONENT,
+};
 use serde_json::{Value, json};
 
 use super::{Until, millis, run_clients};
@@ -53,6 +56,24 @@ const ATTACKS: &[Attack] = &[
         body: |n| json!({"id": "s", "suffix": format!("../{n}")}),
     },
     Attack {
+        label: "1,000-deep event",
+        domain: "unstorable",
+        command: "nest",
+        body: |n| json!({"id": format!("n{n}"), "depth": 1000}),
+    },
+    Attack {
+        label: "NUL in an order's user_id",
+        domain: "orders",
+        command: "create-order",
+        body: |_| json!({"user_id": "ann\u{0}", "total_cents": 100}),
+    },
+    Attack {
+        label: "projector sleeping 8 s",
+        domain: "sloth",
+        command: "nap",
+        body: |n| json!({"id": format!("z{n}"), "ms": 8000}),
+    },
+    Attack {
         label: "100 MiB event",
         domain: "hostile",
         command: "huge",
@@ -74,15 +95,30 @@ fn resident_mib() -> f64 {
 /// Runs the attacks one after another beside carriers' load and prints a row for each.
 pub async fn containment(clients: usize) -> Result<()> {
     let host = Arc::new(
-        TestHost::start_with(&[CARRIERS_COMPONENT, ESCAPEE_COMPONENT, HOSTILE_COMPONENT], |c| {
-            c.limits.memory_mib = 128;
-        })
+        TestHost::start_with(
+            &[
+                CARRIERS_COMPONENT,
+                ESCAPEE_COMPONENT,
+                HOSTILE_COMPONENT,
+                ORDERS_COMPONENT,
+                SLOTH_COMPONENT,
+                UNSTORABLE_COMPONENT,
+            ],
+            |c| {
+                c.limits.memory_mib = 128;
+                // The bystander's handler reads two streams per command, and time in host calls
+                // counts against its deadline: room for a 2-core machine shared with the attack.
+                c.domains.entry("carriers".into()).or_default().limits.deadline_ms = Some(500);
+            },
+        )
         .await?,
     );
     let window = Duration::from_millis(1500);
     let (alone_rate, _, alone_p99, _) = run_clients(&host, clients, Until::Deadline(Instant::now() + window)).await?;
     println!("\nContainment: carriers under {clients} clients beside four attackers of another domain");
-    println!("  (memory cap 128 MiB per instance, deadline 100 ms; host memory is this process's peak RSS)");
+    println!(
+        "  (memory cap 128 MiB per instance, attackers' deadline 100 ms, carriers' 500 ms; host memory is this process's peak RSS)"
+    );
     println!(
         "  {:<28} {:>9} commands/s   p99 {:>7.2} ms   peak RSS {:>6.0} MiB",
         "alone",
