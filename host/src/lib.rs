@@ -79,6 +79,11 @@ async fn stop_background(tasks: Vec<JoinHandle<()>>) {
 /// Opens the store, loads the plugins, binds `config.listen` and serves in the background.
 pub async fn start(config: &Config) -> Result<RunningHost> {
     config.validate()?;
+    if config.projections.query_cache_entries.is_some() {
+        tracing::warn!(
+            "projections.query_cache_entries is ignored: the answer cache is bounded by projections.query_cache_mib"
+        );
+    }
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;

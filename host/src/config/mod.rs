@@ -91,6 +91,10 @@ pub struct ProjectionsConfig {
     pub on_failure: crate::engine::FailurePolicy,
     /// Policies of single projections, e.g. `on_failure_for = { "orders/orders" = "skip" }`.
     pub on_failure_for: BTreeMap<String, crate::engine::FailurePolicy>,
+    /// Replaced by `query_cache_mib` (the cache is bounded by bytes now); still accepted so an
+    /// existing configuration file keeps starting the host, and ignored with a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_cache_entries: Option<u64>,
 }
 
 impl Default for ProjectionsConfig {
@@ -103,6 +107,7 @@ impl Default for ProjectionsConfig {
             failure_attempts: 5,
             on_failure: crate::engine::FailurePolicy::Stop,
             on_failure_for: BTreeMap::new(),
+            query_cache_entries: None,
         }
     }
 }
@@ -359,6 +364,9 @@ mod tests {
         assert_eq!(defaults.projections.on_failure, crate::engine::FailurePolicy::Stop);
         figment::Jail::expect_with(|jail| {
             let policies = "[projections]\non_failure = \"skip\"\non_failure_for = { \"orders/orders\" = \"stop\" }\n";
+            jail.create_file("old.toml", "[projections]\nquery_cache_entries = 10000\n")?;
+            let old = Config::load(Some(Path::new("old.toml"))).expect("an older file still loads");
+            assert_eq!(old.projections.query_cache_entries, Some(10_000));
             jail.create_file("policies.toml", policies)?;
             let config = Config::load(Some(Path::new("policies.toml"))).expect("config loads");
             let settings = config.projections.settings(&config.limits);
