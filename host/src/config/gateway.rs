@@ -3,12 +3,13 @@
 //! allowed to use each one. And `[cache]`: the plugins' cache.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::gateway::{BreakerSettings, ServiceSettings};
+use crate::capabilities::gateway::{BreakerSettings, ServiceSettings, ServiceTls};
 
 /// Every configured service.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,14 @@ pub struct ServiceConfig {
     pub breaker_open_ms: u64,
     /// Largest response body, in KiB.
     pub max_response_kib: usize,
+    /// A PEM file of CA certificates trusted for this service on top of the web PKI roots
+    /// (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (chain) presented to the service (mutual TLS); needs
+    /// `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
@@ -63,6 +72,9 @@ impl Default for ServiceConfig {
             breaker_window_ms: 30_000,
             breaker_open_ms: 10_000,
             max_response_kib: 1024,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -100,10 +112,53 @@ impl GatewayConfig {
                         open_for: Duration::from_millis(service.breaker_open_ms),
                     },
                     max_response_bytes: service.max_response_kib << 10,
+                    tls: service.tls(name)?,
                 },
             );
         }
         Ok(out)
+    }
+}
+
+impl ServiceConfig {
+    /// The service's private CA and client identity, read and checked now so that a wrong file
+    /// fails the start naming its key.
+    fn tls(&self, name: &str) -> Result<ServiceTls> {
+        use rustls::pki_types::pem::PemObject;
+        let key = |field: &str| format!("gateway.services.{name}.{field}");
+        let ca_pem = match &self.ca_file {
+            Some(path) => Some(read_certificates(path, &key("ca_file"))?),
+            None => None,
+        };
+        let identity_pem = match (&self.client_cert_file, &self.client_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(private)) => {
+                let mut pem = read_certificates(cert, &key("client_cert_file"))?;
+                let key_pem = std::fs::read(private)
+                    .map_err(|e| anyhow::anyhow!("{} `{}`: {e}", key("client_key_file"), private.display()))?;
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                    anyhow::anyhow!("{} `{}` holds no PEM private key: {e}", key("client_key_file"), private.display())
+                })?;
+                pem.push(b'\n');
+                pem.extend_from_slice(&key_pem);
+                Some(pem)
+            }
+            _ => bail!("{} and {} go together", key("client_cert_file"), key("client_key_file")),
+        };
+        Ok(ServiceTls { ca_pem, identity_pem })
+    }
+}
+
+/// The PEM text of `path`, which must hold at least one certificate; errors name `key`.
+pub fn read_certificates(path: &Path, key: &str) -> Result<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("{key} `{}`: {e}", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+    match certificates {
+        Ok(certificates) if !certificates.is_empty() => Ok(pem),
+        Ok(_) => bail!("{key} `{}` holds no PEM certificate", path.display()),
+        Err(e) => bail!("{key} `{}` is not valid PEM: {e}", path.display()),
     }
 }
 
