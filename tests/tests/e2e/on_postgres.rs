@@ -13,3 +13,5 @@ mod cluster_poison;
 mod held_append;
 #[path = "outage.rs"]
 mod outage;
+#[path = "shutdown.rs"]
+mod shutdown;

@@ -34,15 +34,11 @@ pub fn failure(error: &reqwest::Error) -> Option<String> {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
             return Some(describe(tls));
         }
-        // `io::Error::source` skips the error it wraps: look inside.
-        if let Some(tls) = current
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(describe(tls));
-        }
-        source = current.source();
+        // `io::Error::source` skips the error it wraps (io errors nest): step into it instead.
+        source = match current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
     }
     None
 }
@@ -71,5 +67,35 @@ pub fn describe(error: &rustls::Error) -> String {
             | AlertDescription::AccessDenied),
         ) => format!("the service refused the client certificate ({alert:?})"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_issuer_is_named() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert =
+            rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params").self_signed(&key).expect("cert");
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("der");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], der)
+            .expect("config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = acceptor.accept(stream).await;
+            }
+        });
+        let client = client(&ServiceTls::default()).expect("client");
+        let error = client.get(format!("https://localhost:{port}/")).send().await.expect_err("untrusted");
+        let cause = failure(&error).expect("a TLS failure");
+        assert!(cause.contains("unknown issuer"), "{cause}");
     }
 }
