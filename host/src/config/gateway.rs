@@ -199,3 +199,43 @@ impl CacheConfig {
         Ok(Cache::new(backend, quota))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_files_are_checked_at_start_and_errors_name_their_key() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").expect("written");
+        let service = |adjust: fn(&mut ServiceConfig, &Path)| {
+            let mut service =
+                ServiceConfig { base_url: "https://rates.example/api/".into(), ..ServiceConfig::default() };
+            adjust(&mut service, dir.path());
+            GatewayConfig { services: [("rates".to_string(), service)].into() }.settings()
+        };
+        assert!(service(|_, _| {}).is_ok(), "https:// needs no file: the web PKI roots");
+        let cases: [(fn(&mut ServiceConfig, &Path), &str); 4] = [
+            (|s, d| s.ca_file = Some(d.join("missing.pem")), "gateway.services.rates.ca_file"),
+            (|s, d| s.ca_file = Some(d.join("garbage.pem")), "gateway.services.rates.ca_file"),
+            (|s, d| s.client_cert_file = Some(d.join("garbage.pem")), "client_key_file go together"),
+            (
+                |s, d| {
+                    s.client_cert_file = Some(d.join("missing.crt"));
+                    s.client_key_file = Some(d.join("missing.key"));
+                },
+                "gateway.services.rates.client_cert_file",
+            ),
+        ];
+        for (adjust, key) in cases {
+            let error = service(adjust).expect_err("refused");
+            assert!(format!("{error:#}").contains(key), "{error:#}");
+        }
+    }
+
+    #[test]
+    fn a_rediss_url_is_understood() {
+        assert!(redis::Client::open("rediss://127.0.0.1:1/").is_ok(), "TLS to Redis is built in");
+    }
+}

@@ -376,6 +376,29 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_keys_have_defaults_and_name_themselves_when_wrong() {
+        let defaults = Config::default();
+        assert_eq!(defaults.http.shutdown_grace_ms, 30_000);
+        assert!(defaults.http.cors_origins.is_empty() && defaults.http.tls.is_none());
+        figment::Jail::expect_with(|jail| {
+            for (file, text, key) in [
+                ("grace.toml", "[http]\nshutdown_grace_ms = 0\n", "http.shutdown_grace_ms"),
+                ("cors.toml", "[http]\ncors_origins = [\"app.example\"]\n", "http.cors_origins"),
+                (
+                    "tls.toml",
+                    "[http.tls]\ncert_file = \"missing.crt\"\nkey_file = \"missing.key\"\n",
+                    "http.tls.cert_file",
+                ),
+            ] {
+                jail.create_file(file, text)?;
+                let error = Config::load(Some(Path::new(file))).unwrap_err();
+                assert!(format!("{error:#}").contains(key), "{file}: {error:#}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_read_side_keys_have_defaults_and_name_themselves_when_wrong() {
         let defaults = Config::default();
         assert_eq!(defaults.limits.max_projection_batch_mib, 64);

@@ -128,3 +128,64 @@ pub fn access_log(response: &Response, latency: Duration, _span: &tracing::Span)
     tracing::info!(target: "cairn::access", status = response.status().as_u16(),
         latency_ms = latency.as_secs_f64() * 1000.0, "request");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::trace::TraceLayer;
+    use tracing_subscriber::EnvFilter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lines").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn logged(filter: &str) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(filter))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = Router::new()
+            .route("/v1/domains/{domain}/queries/{query}", get(|| async { "answer" }))
+            .layer(TraceLayer::new_for_http().make_span_with(span).on_response(access_log));
+        let request = Request::builder()
+            .uri("/v1/domains/orders/queries/totals?x=1")
+            .header(REQUEST_ID, "req-42")
+            .body(Body::empty())
+            .expect("a request");
+        let response = app.oneshot(request).await.expect("an answer");
+        assert_eq!(response.status(), StatusCode::OK);
+        String::from_utf8(lines.0.lock().expect("lines").clone()).expect("text")
+    }
+
+    #[tokio::test]
+    async fn one_access_line_per_request_names_route_status_latency_request_and_domain() {
+        let text = logged("info").await;
+        let lines: Vec<_> = text.lines().filter(|l| l.contains("cairn::access")).collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        for part in
+            ["GET", "/v1/domains/{domain}/queries/{query}", "status=200", "latency_ms=", "req-42", "domain=orders"]
+        {
+            assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+        }
+        assert!(logged("info,cairn::access=warn").await.is_empty(), "RUST_LOG silences it");
+    }
+}
