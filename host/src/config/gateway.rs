@@ -216,7 +216,8 @@ mod tests {
             GatewayConfig { services: [("rates".to_string(), service)].into() }.settings()
         };
         assert!(service(|_, _| {}).is_ok(), "https:// needs no file: the web PKI roots");
-        let cases: [(fn(&mut ServiceConfig, &Path), &str); 4] = [
+        type Adjust = fn(&mut ServiceConfig, &Path);
+        let cases: [(Adjust, &str); 4] = [
             (|s, d| s.ca_file = Some(d.join("missing.pem")), "gateway.services.rates.ca_file"),
             (|s, d| s.ca_file = Some(d.join("garbage.pem")), "gateway.services.rates.ca_file"),
             (|s, d| s.client_cert_file = Some(d.join("garbage.pem")), "client_key_file go together"),
