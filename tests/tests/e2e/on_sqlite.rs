@@ -6,5 +6,7 @@ suites_on_every_backend!();
 
 #[path = "projection_crash.rs"]
 mod projection_crash;
+#[path = "signals.rs"]
+mod signals;
 #[path = "sqlite_only.rs"]
 mod sqlite_only;
