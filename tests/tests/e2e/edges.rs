@@ -215,12 +215,16 @@ async fn cors_admits_configured_origins_only_and_large_answers_are_compressed_wh
             .unwrap()
             .expect(201);
     }
-    let path = format!("{}/v1/domains/orders/queries/user-dashboard?user_id=bob&min_position=40", host.base);
+    let path = format!("{}/v1/domains/orders/queries/orders-by-user?user_id=bob&limit=200&min_position=40", host.base);
+    let plain = host.client().get(&path).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none(), "not compressed unless asked");
+    let plain = plain.bytes().await.unwrap().len();
     for encoding in ["gzip", "br", "zstd"] {
         let reply = host.client().get(&path).header("accept-encoding", encoding).send().await.unwrap();
         assert_eq!(reply.status(), 200);
         assert_eq!(reply.headers()["content-encoding"], encoding);
+        let compressed = reply.bytes().await.unwrap().len();
+        eprintln!("{encoding}: {plain} bytes -> {compressed}");
+        assert!(compressed * 2 < plain, "{encoding}: {compressed} of {plain} bytes");
     }
-    let plain = host.client().get(&path).send().await.unwrap();
-    assert!(plain.headers().get("content-encoding").is_none(), "not compressed unless asked");
 }

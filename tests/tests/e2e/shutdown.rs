@@ -125,6 +125,10 @@ async fn postgres_over_tls_through_sslmode_in_the_url() {
             assert!(ssl, "sslmode=require gives an encrypted connection");
             let host = cairn::start(&config).await.unwrap();
             host.shutdown().await.unwrap();
+            // `verify-full` checks the certificate: a local test server's is not publicly trusted.
+            let verified = format!("{url}{separator}sslmode=verify-full");
+            let error = sqlx::PgConnection::connect(&verified).await.err().expect("an untrusted certificate");
+            assert!(error.to_string().contains("invalid peer certificate"), "{error}");
         }
         Err(error) => {
             let error = error.to_string();

@@ -72,14 +72,26 @@ pub fn describe(error: &rustls::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
     use super::*;
 
-    #[tokio::test]
-    async fn an_unknown_issuer_is_named() {
+    /// A CA's PEM, and a TLS server on loopback with a certificate it signed for `names`
+    /// (expired when `expired`); the server's port.
+    async fn server(names: &[&str], expired: bool) -> (Vec<u8>, u16) {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert =
-            rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params").self_signed(&key).expect("cert");
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = params.signed_by(&key, &ca_cert, &ca_key).expect("cert");
         let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("der");
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
@@ -93,9 +105,24 @@ mod tests {
                 let _ = acceptor.accept(stream).await;
             }
         });
-        let client = client(&ServiceTls::default()).expect("client");
-        let error = client.get(format!("https://localhost:{port}/")).send().await.expect_err("untrusted");
-        let cause = failure(&error).expect("a TLS failure");
-        assert!(cause.contains("unknown issuer"), "{cause}");
+        (ca_cert.pem().into_bytes(), port)
+    }
+
+    async fn cause(tls: &ServiceTls, port: u16) -> String {
+        let error = client(tls).expect("client").get(format!("https://localhost:{port}/")).send().await;
+        failure(&error.expect_err("refused")).expect("a TLS failure")
+    }
+
+    #[tokio::test]
+    async fn unknown_issuers_expired_certificates_and_name_mismatches_are_named() {
+        let (ca, port) = server(&["localhost"], false).await;
+        assert!(cause(&ServiceTls::default(), port).await.contains("unknown issuer"));
+        let trusting = ServiceTls { ca_pem: Some(ca), identity_pem: None };
+        let error = client(&trusting).expect("client").get(format!("https://localhost:{port}/")).send().await;
+        assert!(failure(&error.expect_err("the server says nothing")).is_none(), "the handshake itself passed");
+        let (ca, port) = server(&["localhost"], true).await;
+        assert!(cause(&ServiceTls { ca_pem: Some(ca), identity_pem: None }, port).await.contains("expired"));
+        let (ca, port) = server(&["rates.example"], false).await;
+        assert!(cause(&ServiceTls { ca_pem: Some(ca), identity_pem: None }, port).await.contains("name mismatch"));
     }
 }
