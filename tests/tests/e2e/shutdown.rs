@@ -127,7 +127,7 @@ async fn postgres_over_tls_through_sslmode_in_the_url() {
             host.shutdown().await.unwrap();
             // `verify-full` checks the certificate: a local test server's is not publicly trusted.
             let verified = format!("{url}{separator}sslmode=verify-full");
-            let error = sqlx::PgConnection::connect(&verified).await.err().expect("an untrusted certificate");
+            let Err(error) = sqlx::PgConnection::connect(&verified).await else { panic!("an untrusted certificate") };
             assert!(error.to_string().contains("invalid peer certificate"), "{error}");
         }
         Err(error) => {
