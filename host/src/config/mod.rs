@@ -322,6 +322,7 @@ impl Config {
             admin_per_minute: self.admin.rate_limit_per_minute,
             admin_burst: self.admin.rate_limit_burst,
             cors_origins: self.http.cors_origins.clone(),
+            https: self.http.tls.is_some(),
         }
     }
 

@@ -110,6 +110,14 @@ pub fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
     ]
 }
 
+/// `Strict-Transport-Security` for a host serving HTTPS: browsers keep to HTTPS for a year.
+pub fn strict_transport_security() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    )
+}
+
 /// The span of one request: method, matched route, request id and domain.
 pub fn span(request: &Request) -> tracing::Span {
     let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -79,6 +79,8 @@ pub struct HttpSettings {
     pub admin_burst: u32,
     /// Origins allowed by CORS (`*`: any); empty: none.
     pub cors_origins: Vec<String>,
+    /// Served over TLS (answers then carry `Strict-Transport-Security`).
+    pub https: bool,
 }
 
 /// Builds the router.
@@ -137,6 +139,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower::ServiceBuilder::new().layer(security_a).layer(security_b).layer(security_c).layer(security_d));
+    let router = if settings.https { router.layer(hygiene::strict_transport_security()) } else { router };
     match hygiene::cors(&settings.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,

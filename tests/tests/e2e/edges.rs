@@ -133,6 +133,7 @@ async fn cairn_serves_https_with_http2_and_a_replaced_certificate_without_a_rest
     let answer = host.client().get(&path).send().await.unwrap();
     assert_eq!(answer.version(), reqwest::Version::HTTP_2, "HTTP/2 through ALPN");
     assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["strict-transport-security"], "max-age=31536000");
     let plain = reqwest::get(host.base.replace("https://", "http://") + "/healthz").await;
     assert!(plain.is_err() || plain.unwrap().status() != 200, "no plain HTTP on the TLS port");
 
@@ -186,6 +187,7 @@ async fn wrong_methods_and_malformed_queries_answer_problem_json_with_the_reques
     assert!(missing.body["instance"].is_string());
     assert_eq!(missing.headers["x-content-type-options"], "nosniff");
     assert_eq!(missing.headers["x-frame-options"], "DENY");
+    assert!(missing.headers.get("strict-transport-security").is_none(), "not over plain HTTP");
 }
 
 #[tokio::test]
