@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cairn_tests::Served;
 use serde_json::json;
+use sqlx::Connection;
 
 #[tokio::test]
 async fn sigterm_under_load_stores_every_acknowledged_command_exits_0_and_hands_over_the_projections() {
@@ -72,10 +73,20 @@ async fn sigterm_under_load_stores_every_acknowledged_command_exits_0_and_hands_
     assert_eq!(exit.code(), Some(0), "a clean exit");
     let exited_after = signalled_at.elapsed();
 
-    // The other host runs the projections at once: the lease was released, not waited out.
+    // The lease was released on the way out (not left to expire), so the other host runs the
+    // projections at once.
     let handover = Instant::now();
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let holders: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT holder FROM {schema}.leases WHERE name = 'projections' AND holder NOT LIKE '%' || $1 || '%'"
+    ))
+    .bind(second.base.trim_start_matches("http://"))
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert!(holders.is_empty(), "the stopped host still holds the projections lease: {holders:?}");
     while second.projections().await.iter().any(|p| p["state"] == "elsewhere") {
-        assert!(handover.elapsed() < Duration::from_secs(2), "the lease was waited out");
+        assert!(handover.elapsed() < Duration::from_secs(3), "the other host did not take over");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut acknowledged = Vec::new();
@@ -113,7 +124,6 @@ async fn postgres_over_tls_through_sslmode_in_the_url() {
     std::fs::create_dir_all(&config.plugins_dir).unwrap();
     config.database.url = Some(required.clone());
     config.database.schema = Some(cairn_tests::fresh_schema());
-    use sqlx::Connection;
     let mut probe = sqlx::PgConnection::connect(&required).await;
     match &mut probe {
         Ok(connection) => {
