@@ -176,6 +176,7 @@ async fn wrong_methods_and_malformed_queries_answer_problem_json_with_the_reques
     let host = TestHost::start(&[ORDERS_COMPONENT]).await.unwrap();
     let wrong = host.get("/v1/domains/orders/commands/create-order").await.unwrap();
     wrong.expect_problem(405, "method-not-allowed");
+    assert!(wrong.headers["allow"].to_str().unwrap().contains("POST"), "{wrong:#?}");
     let id = wrong.headers["x-request-id"].to_str().unwrap();
     assert_eq!(wrong.body["instance"], format!("urn:uuid:{id}"), "{wrong:#?}");
     let malformed = host.get("/v1/domains/orders/streams/order-1?from=not-a-number").await.unwrap();
