@@ -78,6 +78,8 @@ async fn stop_background(tasks: Vec<JoinHandle<()>>) {
 
 /// Opens the store, loads the plugins, binds `config.listen` and serves in the background.
 pub async fn start(config: &Config) -> Result<RunningHost> {
+    // One crypto provider for every TLS client and server (gateway, PostgreSQL, Redis, HTTPS).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     config.validate()?;
     if config.projections.query_cache_entries.is_some() {
         tracing::warn!(
@@ -167,11 +169,20 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     };
     let app = http::app(state, &config.http_settings());
     let (shutdown, stop) = oneshot::channel::<()>();
-    let header_read_timeout = std::time::Duration::from_millis(config.http.header_read_timeout_ms);
-    let task = tokio::spawn(http::server::serve(listener, app, header_read_timeout, async move {
+    let tls = match &config.http.tls {
+        Some(tls) => Some(http::tls::server_config(http::tls::CertificateFiles::new(&tls.cert_file, &tls.key_file))?),
+        None => None,
+    };
+    let serve = http::server::ServeSettings {
+        header_read_timeout: std::time::Duration::from_millis(config.http.header_read_timeout_ms),
+        grace: std::time::Duration::from_millis(config.http.shutdown_grace_ms),
+        tls,
+    };
+    let https = serve.tls.is_some();
+    let task = tokio::spawn(http::server::serve(listener, app, serve, async move {
         let _ = stop.await;
     }));
-    tracing::info!(%addr, backend = stores.backend, data = %config.data_dir.display(),
+    tracing::info!(%addr, https, backend = stores.backend, data = %config.data_dir.display(),
         plugins = %config.plugins_dir.display(), "cairn is serving");
     Ok(RunningHost { addr, shutdown, task, background, projections, commands })
 }

@@ -14,6 +14,7 @@ include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
 mod proxy;
 mod served;
+pub mod tls;
 pub use proxy::TcpProxy;
 pub use served::Served;
 
@@ -149,7 +150,8 @@ impl<B: Backend> Host<B> {
         B::prepare(&mut config)?;
         adjust(&mut config);
         let host = cairn::start(&config).await?;
-        let base = format!("http://{}", host.addr());
+        let scheme = if config.http.tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", host.addr());
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         Ok(Self { host: Some(host), base, config, client, _dir: dir, _backend: PhantomData })
     }
@@ -162,9 +164,16 @@ impl<B: Backend> Host<B> {
         let mut config = self.config.clone();
         config.listen = "127.0.0.1:0".parse()?;
         let host = cairn::start(&config).await?;
-        self.base = format!("http://{}", host.addr());
+        let scheme = if config.http.tls.is_some() { "https" } else { "http" };
+        self.base = format!("{scheme}://{}", host.addr());
         self.host = Some(host);
         Ok(())
+    }
+
+    /// Replaces the HTTP client (one trusting a test CA, for a host serving HTTPS).
+    pub fn with_client(mut self, client: reqwest::Client) -> Self {
+        self.client = client;
+        self
     }
 
     /// The shared HTTP client.

@@ -22,6 +22,10 @@ pub struct Connection {
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// A PEM file of CA certificates to trust for an `https://` server (a private CA), on top
+    /// of the web PKI roots.
+    #[arg(long, env = "CAIRN_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The admin subcommands (each takes the [`Connection`] flags).
@@ -131,7 +135,15 @@ enum Body {
 
 async fn send(connection: &Connection, method: reqwest::Method, path: &str, body: Body) -> Result<Value> {
     let url = format!("{}{path}", connection.server.trim_end_matches('/'));
-    let mut request = reqwest::Client::new().request(method, &url).timeout(Duration::from_secs(300));
+    let mut client = reqwest::Client::builder().use_rustls_tls();
+    if let Some(path) = &connection.ca_file {
+        let pem = crate::config::read_certificates(path, "--ca-file")?;
+        for certificate in reqwest::Certificate::from_pem_bundle(&pem)? {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    let client = client.build().context("building the HTTP client")?;
+    let mut request = client.request(method, &url).timeout(Duration::from_secs(300));
     if let Some(token) = &connection.token {
         request = request.bearer_auth(token);
     }
@@ -140,7 +152,10 @@ async fn send(connection: &Connection, method: reqwest::Method, path: &str, body
         Body::Json(value) => request.json(&value),
         Body::Wasm(bytes) => request.header("content-type", "application/wasm").body(bytes),
     };
-    let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let response = request.send().await.map_err(|e| match crate::capabilities::gateway::tls_failure(&e) {
+        Some(cause) => anyhow::anyhow!("cannot reach {url}: TLS failed: {cause}"),
+        None => anyhow::Error::new(e).context(format!("cannot reach {url}")),
+    })?;
     let status = response.status();
     let value: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

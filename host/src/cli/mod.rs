@@ -53,7 +53,8 @@ struct ServeArgs {
     log_format: Option<LogFormat>,
 }
 
-/// Parses `args` (program name first) and runs the command until it ends (Ctrl-C for `serve`).
+/// Parses `args` (program name first) and runs the command until it ends (`serve`: until SIGTERM or SIGINT, then a
+/// graceful shutdown; a second signal exits at once).
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<()> {
     let cli = Cli::parse_from(args);
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(dispatch(cli))
@@ -86,13 +87,26 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
     init_logging(config.log_format);
     let host = crate::start(&config).await?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => {
-            result?;
-            tracing::info!("shutting down");
-            host.shutdown().await
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let signal = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    let grace = std::time::Duration::from_millis(config.http.shutdown_grace_ms);
+    tracing::info!(signal, ?grace, "shutting down: no new connections, in-flight requests finish");
+    // A second signal: exit at once.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    }
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    host.shutdown().await?;
+    tracing::info!("shut down cleanly");
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {

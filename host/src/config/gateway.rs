@@ -3,12 +3,13 @@
 //! allowed to use each one. And `[cache]`: the plugins' cache.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::gateway::{BreakerSettings, RequestLimits, ServiceSettings};
+use crate::capabilities::gateway::{BreakerSettings, RequestLimits, ServiceSettings, ServiceTls};
 
 /// Every configured service, and the caps on what plugins send them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,14 @@ pub struct ServiceConfig {
     pub breaker_open_ms: u64,
     /// Largest response body, in KiB.
     pub max_response_kib: usize,
+    /// A PEM file of CA certificates trusted for this service on top of the web PKI roots
+    /// (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (chain) presented to the service (mutual TLS); needs
+    /// `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for ServiceConfig {
@@ -81,6 +90,9 @@ impl Default for ServiceConfig {
             breaker_window_ms: 30_000,
             breaker_open_ms: 10_000,
             max_response_kib: 1024,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -136,10 +148,53 @@ impl GatewayConfig {
                         open_for: Duration::from_millis(service.breaker_open_ms),
                     },
                     max_response_bytes: service.max_response_kib << 10,
+                    tls: service.tls(name)?,
                 },
             );
         }
         Ok(out)
+    }
+}
+
+impl ServiceConfig {
+    /// The service's private CA and client identity, read and checked now so that a wrong file
+    /// fails the start naming its key.
+    fn tls(&self, name: &str) -> Result<ServiceTls> {
+        use rustls::pki_types::pem::PemObject;
+        let key = |field: &str| format!("gateway.services.{name}.{field}");
+        let ca_pem = match &self.ca_file {
+            Some(path) => Some(read_certificates(path, &key("ca_file"))?),
+            None => None,
+        };
+        let identity_pem = match (&self.client_cert_file, &self.client_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(private)) => {
+                let mut pem = read_certificates(cert, &key("client_cert_file"))?;
+                let key_pem = std::fs::read(private)
+                    .map_err(|e| anyhow::anyhow!("{} `{}`: {e}", key("client_key_file"), private.display()))?;
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                    anyhow::anyhow!("{} `{}` holds no PEM private key: {e}", key("client_key_file"), private.display())
+                })?;
+                pem.push(b'\n');
+                pem.extend_from_slice(&key_pem);
+                Some(pem)
+            }
+            _ => bail!("{} and {} go together", key("client_cert_file"), key("client_key_file")),
+        };
+        Ok(ServiceTls { ca_pem, identity_pem })
+    }
+}
+
+/// The PEM text of `path`, which must hold at least one certificate; errors name `key`.
+pub fn read_certificates(path: &Path, key: &str) -> Result<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("{key} `{}`: {e}", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+    match certificates {
+        Ok(certificates) if !certificates.is_empty() => Ok(pem),
+        Ok(_) => bail!("{key} `{}` holds no PEM certificate", path.display()),
+        Err(e) => bail!("{key} `{}` is not valid PEM: {e}", path.display()),
     }
 }
 
@@ -178,5 +233,46 @@ impl CacheConfig {
             other => bail!("cache.backend must be `memory` or `redis`, not `{other}`"),
         };
         Ok(Cache::new(backend, quota))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_files_are_checked_at_start_and_errors_name_their_key() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").expect("written");
+        let service = |adjust: fn(&mut ServiceConfig, &Path)| {
+            let mut service =
+                ServiceConfig { base_url: "https://rates.example/api/".into(), ..ServiceConfig::default() };
+            adjust(&mut service, dir.path());
+            GatewayConfig { services: [("rates".to_string(), service)].into(), ..GatewayConfig::default() }.settings()
+        };
+        assert!(service(|_, _| {}).is_ok(), "https:// needs no file: the web PKI roots");
+        type Adjust = fn(&mut ServiceConfig, &Path);
+        let cases: [(Adjust, &str); 4] = [
+            (|s, d| s.ca_file = Some(d.join("missing.pem")), "gateway.services.rates.ca_file"),
+            (|s, d| s.ca_file = Some(d.join("garbage.pem")), "gateway.services.rates.ca_file"),
+            (|s, d| s.client_cert_file = Some(d.join("garbage.pem")), "client_key_file go together"),
+            (
+                |s, d| {
+                    s.client_cert_file = Some(d.join("missing.crt"));
+                    s.client_key_file = Some(d.join("missing.key"));
+                },
+                "gateway.services.rates.client_cert_file",
+            ),
+        ];
+        for (adjust, key) in cases {
+            let error = service(adjust).expect_err("refused");
+            assert!(format!("{error:#}").contains(key), "{error:#}");
+        }
+    }
+
+    #[test]
+    fn a_rediss_url_is_understood() {
+        assert!(redis::Client::open("rediss://127.0.0.1:1/").is_ok(), "TLS to Redis is built in");
     }
 }

@@ -18,7 +18,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use self::database::DatabaseConfig;
-pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig};
+pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig, read_certificates};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
 pub use self::queue::QueueConfig;
 
@@ -135,12 +135,35 @@ pub struct HttpConfig {
     pub header_read_timeout_ms: u64,
     /// Deadline of a whole request (body, command, response), in milliseconds.
     pub request_timeout_ms: u64,
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    /// Origins allowed by CORS (`https://app.example`, or `*` for any); empty: no CORS headers,
+    /// browsers on other origins are refused.
+    pub cors_origins: Vec<String>,
+    /// Serve HTTPS (and HTTP/2 through ALPN) with this certificate.
+    pub tls: Option<HttpTlsConfig>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { header_read_timeout_ms: 10_000, request_timeout_ms: 30_000 }
+        Self {
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 30_000,
+            cors_origins: Vec::new(),
+            tls: None,
+        }
     }
+}
+
+/// `[http.tls]`: the server's certificate, reloaded when its files change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// The admin API (`/admin/v1`) and what it accepts.
@@ -266,6 +289,15 @@ impl Config {
         if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
             bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");
         }
+        if self.http.shutdown_grace_ms == 0 {
+            bail!("http.shutdown_grace_ms must be positive");
+        }
+        if let Some(origin) = self.http.cors_origins.iter().find(|o| o.as_str() != "*" && !o.contains("://")) {
+            bail!("http.cors_origins: `{origin}` must be `*` or an origin such as `https://app.example`");
+        }
+        if let Some(tls) = &self.http.tls {
+            crate::http::tls::CertificateFiles::new(&tls.cert_file, &tls.key_file).load()?;
+        }
         if self.admin.rate_limit_per_minute == 0 {
             bail!("admin.rate_limit_per_minute must be positive");
         }
@@ -302,6 +334,8 @@ impl Config {
             request_timeout: Duration::from_millis(self.http.request_timeout_ms),
             admin_per_minute: self.admin.rate_limit_per_minute,
             admin_burst: self.admin.rate_limit_burst,
+            cors_origins: self.http.cors_origins.clone(),
+            https: self.http.tls.is_some(),
         }
     }
 
@@ -352,6 +386,29 @@ mod tests {
             let error = Config::load(Some(Path::new("zero.toml"))).unwrap_err();
             assert!(error.to_string().contains("command_attempts"));
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_edge_keys_have_defaults_and_name_themselves_when_wrong() {
+        let defaults = Config::default();
+        assert_eq!(defaults.http.shutdown_grace_ms, 30_000);
+        assert!(defaults.http.cors_origins.is_empty() && defaults.http.tls.is_none());
+        figment::Jail::expect_with(|jail| {
+            for (file, text, key) in [
+                ("grace.toml", "[http]\nshutdown_grace_ms = 0\n", "http.shutdown_grace_ms"),
+                ("cors.toml", "[http]\ncors_origins = [\"app.example\"]\n", "http.cors_origins"),
+                (
+                    "tls.toml",
+                    "[http.tls]\ncert_file = \"missing.crt\"\nkey_file = \"missing.key\"\n",
+                    "http.tls.cert_file",
+                ),
+            ] {
+                jail.create_file(file, text)?;
+                let error = Config::load(Some(Path::new(file))).unwrap_err();
+                assert!(format!("{error:#}").contains(key), "{file}: {error:#}");
+            }
             Ok(())
         });
     }

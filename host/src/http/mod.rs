@@ -11,6 +11,7 @@
 mod admin;
 mod commands;
 mod health;
+mod hygiene;
 mod limits;
 mod parked;
 mod problem;
@@ -19,6 +20,7 @@ mod queries;
 mod queued;
 pub mod server;
 mod streams;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +77,10 @@ pub struct HttpSettings {
     pub admin_per_minute: u32,
     /// Admin requests a client may burst.
     pub admin_burst: u32,
+    /// Origins allowed by CORS (`*`: any); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Served over TLS (answers then carry `Strict-Transport-Security`).
+    pub https: bool,
 }
 
 /// Builds the router.
@@ -87,6 +93,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         (DefaultBodyLimit::max(bytes), axum::middleware::from_fn_with_state(cap, limits::content_length))
     };
     let max_body = settings.max_body_bytes;
+    let [security_a, security_b, security_c, security_d] = hygiene::security_headers();
     let admin = Router::new()
         .route("/plugins", post(admin::deploy).layer(body_limit(upload_limit, "component-too-large")))
         .route("/domains", get(admin::domains))
@@ -120,18 +127,23 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .route_layer(body_limit(max_body, "body-too-large"));
-    Router::new()
+    let router = Router::new()
         .nest("/admin/v1", admin)
         .merge(client)
         .fallback(problem::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(settings.request_timeout, limits::deadline))
+        .layer(axum::middleware::from_fn(hygiene::problems))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
-        }))
+        .layer(TraceLayer::new_for_http().make_span_with(hygiene::span).on_response(hygiene::access_log))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower::ServiceBuilder::new().layer(security_a).layer(security_b).layer(security_c).layer(security_d));
+    let router = if settings.https { router.layer(hygiene::strict_transport_security()) } else { router };
+    match hygiene::cors(&settings.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// RFC 3339 text of a time in microseconds since the Unix epoch.

@@ -28,6 +28,8 @@ macro_rules! suites_on_every_backend {
         mod concurrency;
         #[path = "containment.rs"]
         mod containment;
+        #[path = "edges.rs"]
+        mod edges;
         #[path = "faults.rs"]
         mod faults;
         #[path = "gateway.rs"]

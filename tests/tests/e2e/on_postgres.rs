@@ -15,5 +15,7 @@ mod held_append;
 mod outage;
 #[path = "queue_takeover.rs"]
 mod queue_takeover;
+#[path = "shutdown.rs"]
+mod shutdown;
 #[path = "write_path.rs"]
 mod write_path;

@@ -8,5 +8,7 @@ suites_on_every_backend!();
 mod disk_full;
 #[path = "projection_crash.rs"]
 mod projection_crash;
+#[path = "signals.rs"]
+mod signals;
 #[path = "sqlite_only.rs"]
 mod sqlite_only;

@@ -220,7 +220,7 @@ async fn the_admin_api_needs_the_token_and_is_closed_without_one() {
 async fn the_cli_deploys_lists_and_rolls_back() {
     use cairn::cli::admin::{AdminCommand, Connection, execute};
     let host = host().await;
-    let connection = Connection { server: host.base.clone(), token: Some(ADMIN_TOKEN.into()), json: false };
+    let connection = Connection { server: host.base.clone(), token: Some(ADMIN_TOKEN.into()), json: false, ca_file: None };
     let deploy = AdminCommand::Deploy {
         file: CARRIERS_NEXT_COMPONENT.into(),
         no_activate: false,

@@ -8,6 +8,7 @@ mod breaker;
 mod host;
 mod limits;
 mod path;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use serde::Serialize;
 
 pub use self::breaker::{Admission, Breaker, BreakerSettings, BreakerState};
 pub use self::limits::RequestLimits;
+pub use self::tls::ServiceTls;
+pub use self::tls::failure as tls_failure;
 use crate::bindings::gateway::{GatewayError, Request, Response};
 
 /// One service's policy, from `[gateway.services.<name>]`.
@@ -43,6 +46,8 @@ pub struct ServiceSettings {
     pub breaker: BreakerSettings,
     /// Largest response body.
     pub max_response_bytes: usize,
+    /// A private CA and a client identity, if any.
+    pub tls: ServiceTls,
 }
 
 #[derive(Default)]
@@ -57,13 +62,14 @@ struct Counters {
 
 struct Service {
     settings: ServiceSettings,
+    /// Its HTTP(S) client: the shared one, or one with its own CA and identity.
+    client: reqwest::Client,
     breaker: Breaker,
     counters: Counters,
 }
 
 /// Every service, with its breaker and counters.
 pub struct Gateway {
-    client: reqwest::Client,
     services: BTreeMap<String, Service>,
     limits: RequestLimits,
 }
@@ -94,15 +100,21 @@ pub struct ServiceStatus {
 impl Gateway {
     /// The gateway over `services`.
     pub fn new(services: BTreeMap<String, ServiceSettings>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let shared = tls::client(&ServiceTls::default())?;
         let services = services
             .into_iter()
             .map(|(name, settings)| {
                 let breaker = Breaker::new(settings.breaker);
-                (name, Service { settings, breaker, counters: Counters::default() })
+                let client = if settings.tls == ServiceTls::default() {
+                    shared.clone()
+                } else {
+                    tls::client(&settings.tls)
+                        .map_err(|e| anyhow::anyhow!("gateway.services.{name}: its TLS settings: {e}"))?
+                };
+                Ok((name, Service { settings, client, breaker, counters: Counters::default() }))
             })
-            .collect();
-        Ok(Self { client, services, limits: RequestLimits::default() })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { services, limits: RequestLimits::default() })
     }
 
     /// Caps requests (headers, enqueued calls) at `limits`.
@@ -250,7 +262,7 @@ impl Gateway {
                 svc.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
-            let result = self.attempt(settings, name, (url, method), request, settings.timeout.min(left), true).await;
+            let result = self.attempt(svc, name, (url, method), request, settings.timeout.min(left), true).await;
             let (retry, failure) = match &result {
                 Ok(response) => {
                     let retried = settings.retry_statuses.contains(&response.status);
@@ -279,14 +291,15 @@ impl Gateway {
     /// One HTTP request; `want_body: false` returns as soon as the status is known.
     async fn attempt(
         &self,
-        settings: &ServiceSettings,
+        svc: &Service,
         name: &str,
         (url, method): (&reqwest::Url, &reqwest::Method),
         request: &Request,
         timeout: Duration,
         want_body: bool,
     ) -> Result<Response, GatewayError> {
-        let mut builder = self.client.request(method.clone(), url.clone()).timeout(timeout);
+        let settings = &svc.settings;
+        let mut builder = svc.client.request(method.clone(), url.clone()).timeout(timeout);
         for (header, value) in &request.headers {
             builder = builder.header(header, value);
         }
@@ -302,6 +315,9 @@ impl Gateway {
                 timeout(())
             } else if e.is_builder() {
                 GatewayError::InvalidRequest(format!("the request to `{name}` is malformed: {e}"))
+            } else if let Some(cause) = tls::failure(&e) {
+                // Counted against the breaker like any other failure of the upstream.
+                GatewayError::Unavailable(format!("`{name}` failed TLS: {cause}"))
             } else {
                 GatewayError::Unavailable(format!("`{name}` could not be reached"))
             }
@@ -397,8 +413,7 @@ impl Gateway {
         };
         svc.counters.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result =
-            self.attempt(&svc.settings, &message.service, (&url, &method), &request, svc.settings.timeout, false).await;
+        let result = self.attempt(svc, &message.service, (&url, &method), &request, svc.settings.timeout, false).await;
         svc.counters.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         match result {
             Ok(response) if svc.settings.retry_statuses.contains(&response.status) => {
