@@ -46,6 +46,7 @@ async fn plugin_logs_carry_domain_version_export_and_request_id_and_are_capped()
     let host = TestHost::start_with(&[FAULTY_COMPONENT, HOSTILE_COMPONENT, ESCAPEE_COMPONENT], |c| {
         c.limits.max_log_line_bytes = 1024;
         c.limits.max_log_kib_per_call = 16;
+        c.limits.deadline_ms = 2_000;
     })
     .await
     .unwrap();
@@ -76,4 +77,10 @@ async fn plugin_logs_carry_domain_version_export_and_request_id_and_are_capped()
     assert_eq!(warnings.len(), 1, "one warning says the budget is spent");
     assert!(chatter.len() <= 17, "{} lines from one call", chatter.len());
     assert!(chatter.len() >= 10, "lines within the budget are kept: {}", chatter.len());
+
+    // Empty lines cost what the host adds to each (128 bytes): 20,000 of them stay bounded too.
+    host.command("escapee", "chatter", json!({"id": "e", "lines": 20_000, "kib": 0})).await.unwrap().expect(201);
+    let lines = plugin_lines(&captured);
+    let empty = lines.iter().filter(|l| l["fields"]["domain"] == "escapee" && l["fields"]["message"] == "").count();
+    assert!((100..=129).contains(&empty), "{empty} empty lines from one call");
 }

@@ -36,6 +36,10 @@ pub enum Reason {
     /// An object key holds a NUL character.
     #[error("an object key contains a NUL character (\\u0000)")]
     NulInKey,
+    /// A string or key holds half of a UTF-16 surrogate pair (`\ud800` alone): valid JSON
+    /// text, but not a Unicode string (PostgreSQL's `jsonb` refuses it).
+    #[error("a string contains an unpaired surrogate escape (\\ud800-\\udfff)")]
+    LoneSurrogate,
     /// Arrays and objects nest deeper than allowed.
     #[error("nesting deeper than {0} levels")]
     TooDeep(usize),
@@ -79,6 +83,11 @@ pub(crate) fn check_unit(streams: &[super::StreamAppend]) -> Result<(), Unstorab
     Ok(())
 }
 
+/// The value of four hex digits (already known valid: the text parsed as JSON).
+fn hex4(digits: &[u8]) -> u32 {
+    std::str::from_utf8(digits).ok().and_then(|h| u32::from_str_radix(h, 16).ok()).unwrap_or(0)
+}
+
 /// One open array or object on the way down to the current place.
 struct Frame {
     array: bool,
@@ -101,11 +110,24 @@ pub fn check(text: &str, max_depth: usize) -> Result<(), Unstorable> {
         match bytes[i] {
             b'"' => {
                 let start = i;
-                let mut nul = false;
+                let (mut nul, mut lone) = (false, false);
                 i += 1;
                 while bytes[i] != b'"' {
-                    if bytes[i] == b'\\' {
-                        nul |= bytes[i + 1] == b'u' && &bytes[i + 2..i + 6] == b"0000";
+                    if bytes[i] == b'\\' && bytes[i + 1] == b'u' {
+                        // `\uXXXX`: a NUL, or half of a surrogate pair without its other half
+                        // (valid JSON text, but no store can hold it as a string).
+                        let unit = hex4(&bytes[i + 2..i + 6]);
+                        nul |= unit == 0;
+                        if (0xD800..0xDC00).contains(&unit) {
+                            let low = bytes.get(i + 6..i + 8) == Some(b"\\u".as_slice())
+                                && (0xDC00..0xE000).contains(&hex4(&bytes[i + 8..i + 12]));
+                            lone |= !low;
+                            i += if low { 12 } else { 6 };
+                        } else {
+                            lone |= (0xDC00..0xE000).contains(&unit);
+                            i += 6;
+                        }
+                    } else if bytes[i] == b'\\' {
                         i += 2;
                     } else {
                         nul |= bytes[i] == 0;
@@ -120,6 +142,9 @@ pub fn check(text: &str, max_depth: usize) -> Result<(), Unstorable> {
                 if nul {
                     let reason = if is_key { Reason::NulInKey } else { Reason::NulInString };
                     return Err(Unstorable { pointer: pointer(text, &stack), reason });
+                }
+                if lone {
+                    return Err(Unstorable { pointer: pointer(text, &stack), reason: Reason::LoneSurrogate });
                 }
             }
             open @ (b'[' | b'{') => {
@@ -185,6 +210,18 @@ mod tests {
         assert_eq!(err, Unstorable { pointer: "/order/lines/1/sku".into(), reason: Reason::NulInString });
         let err = check(r#"{"user_id":"\u0000"}"#, 64).unwrap_err();
         assert_eq!(err.pointer, "/user_id");
+    }
+
+    #[test]
+    fn unpaired_surrogates_are_refused_and_pairs_kept() {
+        assert_eq!(check(r#"{"a":"\ud83d\ude00 ok"}"#, 8), Ok(()), "a surrogate pair is one character");
+        assert_eq!(check(r#"{"a":"\\ud800"}"#, 8), Ok(()), "an escaped backslash, then text");
+        for bad in [r#"{"a":"\ud800"}"#, r#"{"a":"x\ud800y"}"#, r#"{"a":"\udc00"}"#, r#"{"a":"\ud800\u0041"}"#] {
+            let err = check(bad, 8).unwrap_err();
+            assert_eq!(err, Unstorable { pointer: "/a".into(), reason: Reason::LoneSurrogate }, "{bad}");
+        }
+        let err = check(r#"{"\udfff":1}"#, 8).unwrap_err();
+        assert_eq!(err.reason, Reason::LoneSurrogate);
     }
 
     #[test]

@@ -340,3 +340,62 @@ async fn bounded_reads_stop_at_the_byte_bound(store: Arc<dyn EventStore>) {
     assert_eq!(store.stream_head("test", "big").await.unwrap(), 10);
     assert_eq!(store.stream_head("test", "none").await.unwrap(), 0);
 }
+
+/// The PostgreSQL backend waiting behind `blocker_pid`, once there is one.
+async fn writer_blocked_by(observer: &mut sqlx::PgConnection, blocker_pid: i32) -> i32 {
+    for _ in 0..250 {
+        let waiting: Option<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) LIMIT 1")
+                .bind(blocker_pid)
+                .fetch_optional(&mut *observer)
+                .await
+                .unwrap();
+        if let Some(pid) = waiting {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no writer waited behind the blocker");
+}
+
+/// A group whose connection is lost has an unknown outcome (it may have committed): its units
+/// all get the error and none is written again on its own (that could apply a command twice).
+/// Only a refusal of the data is retried unit by unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_lost_its_connection_is_not_retried_unit_by_unit_on_postgres() {
+    use sqlx::Connection;
+    let Some(settings) = testing::settings("a_group_that_lost_its_connection_is_not_retried") else { return };
+    let store = Arc::new(PgStore::open(&settings).await.unwrap());
+    store.append(batch(vec![append("before", ExpectedVersion::Any, vec![event(0)])])).await.unwrap();
+    let mut options: sqlx::postgres::PgConnectOptions = settings.url.parse().unwrap();
+    options = options.options([("search_path", settings.schema.as_deref().unwrap())]);
+    let mut observer = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    let mut blocker = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    let mut blocking = blocker.begin().await.unwrap();
+    let blocker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *blocking).await.unwrap();
+    sqlx::query("SELECT position FROM event_log_head FOR UPDATE").execute(&mut *blocking).await.unwrap();
+
+    // The writer takes the first unit alone and waits for the head; three more gather behind it.
+    let submit = |name: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(batch(vec![append(name, ExpectedVersion::Any, vec![event(1)])])).await })
+    };
+    let first = submit("first");
+    let first_pid = writer_blocked_by(&mut observer, blocker_pid).await;
+    let group: Vec<_> = ["g1", "g2", "g3"].into_iter().map(submit).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(first_pid).execute(&mut observer).await.unwrap();
+    assert!(first.await.unwrap().is_err(), "the lost unit is answered with the error");
+    // Now the three wait together as one group; lose that connection too, then free the head.
+    let group_pid = writer_blocked_by(&mut observer, blocker_pid).await;
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(group_pid).execute(&mut observer).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    blocking.rollback().await.unwrap();
+    for unit in group {
+        assert!(unit.await.unwrap().is_err(), "every unit of a group with an unknown outcome gets the error");
+    }
+    for stream in ["first", "g1", "g2", "g3"] {
+        assert!(store.read_stream("test", stream, 1, 10).await.unwrap().is_empty(), "{stream} was written again");
+    }
+    store.append(batch(vec![append("after", ExpectedVersion::Any, vec![event(2)])])).await.unwrap();
+}

@@ -26,8 +26,10 @@ impl Host for HostState {
             budget -= pair.len();
             rendered.push_str(&pair);
         }
-        let spent = message.len() + rendered.len();
-        self.log.budget_bytes = self.log.budget_bytes.saturating_sub(spent.max(1));
+        // A line costs its text plus what the host adds to it (domain, version, function, span
+        // fields, timestamp): many empty lines cannot flood the log either.
+        let spent = message.len() + rendered.len() + super::LINE_OVERHEAD_BYTES;
+        self.log.budget_bytes = self.log.budget_bytes.saturating_sub(spent);
         let ctx = &self.log;
         macro_rules! emit {
             ($lvl:ident) => {

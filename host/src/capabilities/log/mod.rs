@@ -6,6 +6,10 @@
 
 mod host;
 
+/// What one forwarded line costs of the call's log budget beyond its own text: the fields the
+/// host attaches to it.
+pub(crate) const LINE_OVERHEAD_BYTES: usize = 128;
+
 /// Who is logging: attached to every forwarded line.
 #[derive(Debug, Clone)]
 pub struct LogContext {

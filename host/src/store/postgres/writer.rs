@@ -1,7 +1,8 @@
 //! This host's PostgreSQL writer task: it group-commits whatever is waiting in one transaction
 //! serialised on the log head (see the module above for why that keeps the global order
-//! gap-safe). A failed group commit is retried unit by unit, so only the unit the database
-//! refuses gets the error; the pool rolls a failed transaction back (or drops its connection),
+//! gap-safe). A group whose data the database refuses is retried unit by unit, so only the
+//! refused unit gets the error (an unknown outcome, such as a connection lost at `COMMIT`, is
+//! never retried: that could write a unit twice); the pool rolls a failed transaction back (or drops its connection),
 //! so the writer recovers by itself once the database can commit again, and its health feeds
 //! `/readyz` (see `writer_health`).
 
@@ -52,11 +53,16 @@ impl Writer {
 
     /// Commits a group; when that fails and it held more than one unit, each unit is tried
     /// again on its own, so a unit the database refuses cannot fail the others.
+    ///
+    /// Only a refusal of the data (a statement before `COMMIT` failing with an SQLSTATE of class
+    /// 22 or 23) is retried that way. Any other failure — a lost connection, an error on `COMMIT`
+    /// itself — leaves the group's outcome unknown (it may have committed): every unit gets the
+    /// error, as it would alone, and none is written again.
     async fn commit_group(&self, group: Vec<WriteJob>) {
         let (jobs, batches): (Vec<_>, Vec<_>) = group.into_iter().map(|j| (j.reply, j.batch)).unzip();
         match self.try_commit(&batches).await {
             Ok(done) => self.committed(jobs, done),
-            Err(error) if batches.len() > 1 => {
+            Err(Failure { error, data_refused: true }) if batches.len() > 1 => {
                 tracing::error!(%error, units = batches.len(), "PostgreSQL group commit failed; committing unit by unit");
                 // The store is failing only if no unit commits on its own either.
                 let (mut any_committed, mut failure) = (false, None);
@@ -66,7 +72,7 @@ impl Writer {
                             any_committed = true;
                             self.committed(vec![reply], done);
                         }
-                        Err(error) => {
+                        Err(Failure { error, .. }) => {
                             tracing::error!(%error, "a unit of work failed on its own");
                             let _ = reply.send(Err(AppendError::Store(error.clone())));
                             failure = Some(error);
@@ -77,7 +83,7 @@ impl Writer {
                     self.health.failed(&error);
                 }
             }
-            Err(error) => self.failed(jobs, &error),
+            Err(Failure { error, .. }) => self.failed(jobs, &error),
         }
     }
 
@@ -138,7 +144,7 @@ impl Writer {
     async fn try_commit(
         &self,
         batches: &[AppendBatch],
-    ) -> Result<(Vec<Result<AppendResult, AppendError>>, Option<u64>), StoreError> {
+    ) -> Result<(Vec<Result<AppendResult, AppendError>>, Option<u64>), Failure> {
         // READ COMMITTED whatever the database's default: each statement after the lock must
         // see what the previous holder committed (the order argument in the module docs).
         let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
@@ -179,9 +185,34 @@ impl Writer {
             return Ok((verdicts, None));
         }
         let last = next - 1;
-        write_rows(&mut tx, &accepted, recorded_at_micros, last).await?;
+        write_rows(&mut tx, &accepted, recorded_at_micros, last).await.map_err(Failure::writing)?;
         tx.commit().await?;
         Ok((verdicts, Some(last)))
+    }
+}
+
+/// Why a group did not commit, and whether the database refused its data (then nothing of it
+/// was written, and each unit may be tried again on its own).
+struct Failure {
+    error: StoreError,
+    data_refused: bool,
+}
+
+impl Failure {
+    /// A failure of the statements writing the rows: the data's fault when PostgreSQL says so
+    /// (SQLSTATE class 22, data exception, or 23, integrity constraint violation).
+    fn writing(error: sqlx::Error) -> Self {
+        let data_refused = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23"));
+        Self { error: error.into(), data_refused }
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        Self { error: error.into(), data_refused: false }
     }
 }
 
