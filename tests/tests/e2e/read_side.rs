@@ -46,7 +46,8 @@ pub(super) async fn wait_projections(host: &TestHost, done: impl Fn(&[Value]) ->
         if done(&all) {
             return all;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "projections never got there: {all:#?}");
+        // Generous: the suites share two cores with each other in CI; a passing wait returns early.
+        assert!(started.elapsed() < Duration::from_secs(30), "projections never got there: {all:#?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
