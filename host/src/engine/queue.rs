@@ -235,8 +235,9 @@ impl AsyncCommands {
                 }
             };
             for job in claimed {
-                // A job of this host whose lease lapsed (a renewal late): the claim renewed it,
-                // and it is running here already.
+                // A job of this host whose lease lapsed (a renewal late): the claim renewed it
+                // without counting an attempt (a claim by the job's own host does not), and it
+                // is running here already.
                 let fresh =
                     self.running.lock().is_ok_and(|mut r| r.insert(job.id.clone(), job.domain.clone()).is_none());
                 if !fresh {
