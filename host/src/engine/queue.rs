@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::{CommandEngine, CommandError, CommandRequest};
@@ -145,10 +145,11 @@ impl AsyncCommands {
         self.wake.notify_one();
     }
 
-    /// Runs the worker until the task is aborted (which aborts its jobs: they are claimed again,
-    /// here after a restart or by another host when their leases run out). Jobs a crash left
-    /// `running` are queued again first.
-    pub async fn work(self: Arc<Self>) {
+    /// Runs the worker until `stop` turns true: then it claims nothing more, lets the jobs under
+    /// way finish and returns. Aborted instead (a stop's grace period over), it aborts its jobs:
+    /// [`AsyncCommands::release`] hands them back, or (a crash) they are claimed again when their
+    /// leases run out. Jobs a crash left `running` are queued again first.
+    pub async fn work(self: Arc<Self>, stop: watch::Receiver<bool>) {
         match self.queue.requeue_running().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "re-queued commands interrupted by a stop"),
@@ -156,14 +157,19 @@ impl AsyncCommands {
         }
         // Renewals run beside the claims, so a slow claim (a store timing out) cannot let the
         // leases of running jobs lapse.
-        tokio::join!(self.renew_leases(), self.claim_loop());
+        // The renewals end with the claims, once the last job finished.
+        tokio::select! {
+            () = self.renew_leases() => {}
+            () = self.claim_loop(stop) => {}
+        }
     }
 
-    /// Starts due jobs as slots free up, until aborted.
-    async fn claim_loop(self: &Arc<Self>) {
+    /// Starts due jobs as slots free up, until `stop` turns true; then waits for the jobs
+    /// under way.
+    async fn claim_loop(self: &Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut jobs = JoinSet::new();
         let mut cursor = 0usize;
-        loop {
+        while !*stop.borrow() {
             while let Some(done) = jobs.try_join_next() {
                 if let Err(error) = done {
                     tracing::error!(%error, "an asynchronous command's task failed");
@@ -171,12 +177,23 @@ impl AsyncCommands {
             }
             let claimed = self.claim(&mut jobs, &mut cursor).await;
             if claimed == 0 {
-                let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(self.settings.poll, self.wake.notified()) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            tracing::info!(jobs = jobs.len(), "stopping: waiting for the commands under way");
+        }
+        while let Some(done) = jobs.join_next().await {
+            if let Err(error) = done {
+                tracing::error!(%error, "an asynchronous command's task failed");
             }
         }
     }
 
-    /// Renews the leases of the jobs running here every third of a lease, until aborted.
+    /// Renews the leases of the jobs running here every third of a lease, until dropped.
     async fn renew_leases(&self) {
         loop {
             tokio::time::sleep(self.settings.lease / 3).await;
@@ -184,8 +201,9 @@ impl AsyncCommands {
         }
     }
 
-    /// After [`AsyncCommands::work`] was aborted (a clean stop): the jobs it was running are
-    /// released, for another host to claim at once instead of after their leases.
+    /// After [`AsyncCommands::work`] was aborted (a stop's grace period over): the jobs it was
+    /// running are queued again with no lease, for another host (or the next start) to claim at
+    /// once instead of after their leases.
     pub async fn release(&self) {
         match self.queue.release(&self.owner).await {
             Ok(0) => {}

@@ -140,10 +140,12 @@ impl CommandQueue for SqliteStore {
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = ? AND state = 'running'")
-            .bind(owner)
-            .execute(&self.admin)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE command_queue SET state = 'queued', lease_until = NULL WHERE claimed_by = ? AND state = 'running'",
+        )
+        .bind(owner)
+        .execute(&self.admin)
+        .await?;
         Ok(done.rows_affected())
     }
 

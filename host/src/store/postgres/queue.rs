@@ -153,10 +153,12 @@ impl CommandQueue for PgStore {
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = $1 AND state = 'running'")
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE command_queue SET state = 'queued', lease_until = NULL WHERE claimed_by = $1 AND state = 'running'",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
