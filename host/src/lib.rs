@@ -34,7 +34,7 @@ pub struct RunningHost {
     background: Vec<JoinHandle<()>>,
     /// The queue and outbox workers, told to stop claiming through `stop_workers`.
     workers: JoinHandle<()>,
-    stop_workers: watch::Sender<bool>,
+    stop_workers: watch::Sender<engine::Stop>,
     /// How long a stop waits for the requests, commands and calls under way.
     grace: std::time::Duration,
     projections: Arc<engine::Projections>,
@@ -58,7 +58,7 @@ impl RunningHost {
         let deadline = tokio::time::Instant::now() + self.grace;
         let (stopped, _) = oneshot::channel();
         let _ = std::mem::replace(&mut self.shutdown, stopped).send(());
-        self.stop_workers.send_replace(true);
+        self.stop_workers.send_replace(engine::Stop::Drain);
         let served = (&mut self.task).await.context("the server task panicked")?.context("serving HTTP");
         self.stop(deadline).await;
         served
@@ -67,7 +67,7 @@ impl RunningHost {
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(mut self) -> Result<()> {
         let result = (&mut self.task).await.context("the server task panicked")?.context("serving HTTP");
-        self.stop_workers.send_replace(true);
+        self.stop_workers.send_replace(engine::Stop::Drain);
         let deadline = tokio::time::Instant::now() + self.grace;
         self.stop(deadline).await;
         result
@@ -76,12 +76,17 @@ impl RunningHost {
     /// After the server: the workers finish what is under way until `deadline`, then the rest is
     /// cut off and released.
     async fn stop(self, deadline: tokio::time::Instant) {
-        let Self { shutdown, background, mut workers, projections, commands, outbox, .. } = self;
+        let Self { shutdown, background, mut workers, stop_workers, projections, commands, outbox, .. } = self;
         drop(shutdown);
         if tokio::time::timeout_at(deadline, &mut workers).await.is_err() {
             tracing::warn!("the grace period is over: releasing the commands and calls still running");
-            workers.abort();
-            let _ = workers.await;
+            stop_workers.send_replace(engine::Stop::Cut);
+            // Cut off, the workers return once their tasks are dropped (a task stuck past that
+            // is aborted: it may hold the store a moment longer).
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut workers).await.is_err() {
+                workers.abort();
+                let _ = workers.await;
+            }
         }
         stop_background(background).await;
         commands.release().await;
@@ -164,7 +169,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     // The background workers: queued commands, and the outbox's gateway calls.
     let outbox_worker = engine::OutboxWorker::new(stores.outbox.clone(), gateway.clone(), store.clone());
     let (queued, delivering) = (commands.clone(), outbox_worker.clone());
-    let (stop_workers, stopping) = watch::channel(false);
+    let (stop_workers, stopping) = watch::channel(engine::Stop::Run);
     let stop_outbox = stopping.clone();
     let workers = tokio::spawn(async move {
         tokio::join!(queued.work(stopping), delivering.work(stop_outbox));

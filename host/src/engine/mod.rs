@@ -15,4 +15,4 @@ pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
 pub use outbox::OutboxWorker;
 pub use projections::{ClusterSettings, FailurePolicy, ProjectionSettings, Projections};
 pub use queries::{Queries, QuerySettings};
-pub use queue::{AsyncCommands, QueueSettings, Submitted};
+pub use queue::{AsyncCommands, QueueSettings, Stop, Submitted};

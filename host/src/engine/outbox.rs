@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::queue::{Stop, cut, running, stopping};
 use crate::capabilities::gateway::{Delivery, Gateway};
 use crate::store::{EventStore, Outbox, OutboxMessage, OutboxOutcome, now_micros};
 
@@ -74,11 +75,11 @@ impl OutboxWorker {
         Arc::new(Self { outbox, gateway, events, lease, in_flight: Mutex::default() })
     }
 
-    /// Runs until `stop` turns true (then returns once the deliveries under way are recorded)
-    /// or until aborted (then [`OutboxWorker::release`] hands the cut-off messages back).
-    pub async fn work(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` says [`Stop::Drain`] (then returns once the deliveries under way are
+    /// recorded) or [`Stop::Cut`] (then cuts them off: [`OutboxWorker::release`] hands them back).
+    pub async fn work(self: Arc<Self>, mut stop: watch::Receiver<Stop>) {
         let mut head = self.events.head();
-        while !*stop.borrow() {
+        while running(&stop) {
             let now = now_micros();
             let lease = self.lease.as_micros() as i64;
             let due = self.outbox.claim_due(now, lease, BATCH).await;
@@ -98,9 +99,17 @@ impl OutboxWorker {
                             }
                         });
                     }
-                    while let Some(done) = deliveries.join_next().await {
-                        if let Err(e) = done {
-                            tracing::error!(error = %e, "an outbox delivery task failed");
+                    loop {
+                        tokio::select! {
+                            done = deliveries.join_next() => match done {
+                                None => break,
+                                Some(Err(e)) => tracing::error!(error = %e, "an outbox delivery task failed"),
+                                Some(Ok(())) => {}
+                            },
+                            () = cut(&mut stop) => {
+                                deliveries.shutdown().await;
+                                return;
+                            }
                         }
                     }
                     continue;
@@ -116,12 +125,12 @@ impl OutboxWorker {
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                _ = stop.changed() => {}
+                () = stopping(&mut stop) => {}
             }
         }
     }
 
-    /// After [`OutboxWorker::work`] was aborted: the messages it was delivering are due at once
+    /// After [`OutboxWorker::work`] was cut off: the messages it was delivering are due at once
     /// (for another host, or the next start), instead of after their leases.
     pub async fn release(&self) {
         let claims: Vec<(String, i64)> = self

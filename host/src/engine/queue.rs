@@ -54,6 +54,35 @@ impl Default for QueueSettings {
     }
 }
 
+/// What a stop asks of the queue and outbox workers (through a `watch` channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Work on.
+    Run,
+    /// Claim nothing more; finish what is under way, then return.
+    Drain,
+    /// The grace period is over: cut off what is under way (waiting until it is dropped, so
+    /// nothing holds the store any more) and return; what was cut off is then released.
+    Cut,
+}
+
+/// Whether the workers should claim more: not once a stop began (nor once the host is gone).
+pub(super) fn running(stop: &watch::Receiver<Stop>) -> bool {
+    *stop.borrow() == Stop::Run && stop.has_changed().is_ok()
+}
+
+/// Until a stop begins (or the host is gone).
+pub(super) async fn stopping(stop: &mut watch::Receiver<Stop>) {
+    let _ = stop.wait_for(|s| *s != Stop::Run).await;
+}
+
+/// Until the grace period is over ([`Stop::Cut`]); never, once the host is gone.
+pub(super) async fn cut(stop: &mut watch::Receiver<Stop>) {
+    if stop.wait_for(|s| *s == Stop::Cut).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// A submission's answer: the job, and whether an earlier one under the same key is answered.
 #[derive(Debug, Clone)]
 pub struct Submitted {
@@ -145,11 +174,12 @@ impl AsyncCommands {
         self.wake.notify_one();
     }
 
-    /// Runs the worker until `stop` turns true: then it claims nothing more, lets the jobs under
-    /// way finish and returns. Aborted instead (a stop's grace period over), it aborts its jobs:
-    /// [`AsyncCommands::release`] hands them back, or (a crash) they are claimed again when their
-    /// leases run out. Jobs a crash left `running` are queued again first.
-    pub async fn work(self: Arc<Self>, stop: watch::Receiver<bool>) {
+    /// Runs the worker until `stop` says [`Stop::Drain`]: then it claims nothing more, lets the
+    /// jobs under way finish and returns. At [`Stop::Cut`] (the grace period over) it aborts the
+    /// jobs still running and returns: [`AsyncCommands::release`] hands them back (after a crash
+    /// they are claimed again when their leases run out). Jobs a crash left `running` are
+    /// queued again first.
+    pub async fn work(self: Arc<Self>, stop: watch::Receiver<Stop>) {
         match self.queue.requeue_running().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "re-queued commands interrupted by a stop"),
@@ -164,12 +194,12 @@ impl AsyncCommands {
         }
     }
 
-    /// Starts due jobs as slots free up, until `stop` turns true; then waits for the jobs
-    /// under way.
-    async fn claim_loop(self: &Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Starts due jobs as slots free up, until `stop` leaves [`Stop::Run`]; then waits for the
+    /// jobs under way, or cuts them off at [`Stop::Cut`].
+    async fn claim_loop(self: &Arc<Self>, mut stop: watch::Receiver<Stop>) {
         let mut jobs = JoinSet::new();
         let mut cursor = 0usize;
-        while !*stop.borrow() {
+        while running(&stop) {
             while let Some(done) = jobs.try_join_next() {
                 if let Err(error) = done {
                     tracing::error!(%error, "an asynchronous command's task failed");
@@ -179,16 +209,25 @@ impl AsyncCommands {
             if claimed == 0 {
                 tokio::select! {
                     _ = tokio::time::timeout(self.settings.poll, self.wake.notified()) => {}
-                    _ = stop.changed() => {}
+                    () = stopping(&mut stop) => {}
                 }
             }
         }
         if !jobs.is_empty() {
             tracing::info!(jobs = jobs.len(), "stopping: waiting for the commands under way");
         }
-        while let Some(done) = jobs.join_next().await {
-            if let Err(error) = done {
-                tracing::error!(%error, "an asynchronous command's task failed");
+        loop {
+            tokio::select! {
+                done = jobs.join_next() => match done {
+                    None => return,
+                    Some(Err(error)) => tracing::error!(%error, "an asynchronous command's task failed"),
+                    Some(Ok(())) => {}
+                },
+                () = cut(&mut stop) => {
+                    tracing::warn!(jobs = jobs.len(), "stopping: cutting off the commands still running");
+                    jobs.shutdown().await;
+                    return;
+                }
             }
         }
     }
