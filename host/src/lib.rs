@@ -59,14 +59,21 @@ impl RunningHost {
         let (stopped, _) = oneshot::channel();
         let _ = std::mem::replace(&mut self.shutdown, stopped).send(());
         self.stop_workers.send_replace(engine::Stop::Drain);
-        let served = (&mut self.task).await.context("the server task panicked")?.context("serving HTTP");
+        let served = match (&mut self.task).await {
+            Ok(served) => served.context("serving HTTP"),
+            Err(panicked) => Err(anyhow::Error::new(panicked).context("the server task panicked")),
+        };
+        // The workers are stopped (and their work released) whatever became of the server.
         self.stop(deadline).await;
         served
     }
 
     /// Serves until the server stops by itself (an I/O error).
     pub async fn wait(mut self) -> Result<()> {
-        let result = (&mut self.task).await.context("the server task panicked")?.context("serving HTTP");
+        let result = match (&mut self.task).await {
+            Ok(served) => served.context("serving HTTP"),
+            Err(panicked) => Err(anyhow::Error::new(panicked).context("the server task panicked")),
+        };
         self.stop_workers.send_replace(engine::Stop::Drain);
         let deadline = tokio::time::Instant::now() + self.grace;
         self.stop(deadline).await;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::queue::{Stop, cut, running, stopping};
+use super::stop::{Stop, cut, running, stopping};
 use crate::capabilities::gateway::{Delivery, Gateway};
 use crate::store::{EventStore, Outbox, OutboxMessage, OutboxOutcome, now_micros};
 

@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
+
+use super::stop::{Stop, cut, running, stopping};
 use tokio::task::JoinSet;
 
 use super::{CommandEngine, CommandError, CommandRequest};
@@ -51,35 +53,6 @@ impl Default for QueueSettings {
             per_domain: 2,
             lease: Duration::from_secs(6),
         }
-    }
-}
-
-/// What a stop asks of the queue and outbox workers (through a `watch` channel).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stop {
-    /// Work on.
-    Run,
-    /// Claim nothing more; finish what is under way, then return.
-    Drain,
-    /// The grace period is over: cut off what is under way (waiting until it is dropped, so
-    /// nothing holds the store any more) and return; what was cut off is then released.
-    Cut,
-}
-
-/// Whether the workers should claim more: not once a stop began (nor once the host is gone).
-pub(super) fn running(stop: &watch::Receiver<Stop>) -> bool {
-    *stop.borrow() == Stop::Run && stop.has_changed().is_ok()
-}
-
-/// Until a stop begins (or the host is gone).
-pub(super) async fn stopping(stop: &mut watch::Receiver<Stop>) {
-    let _ = stop.wait_for(|s| *s != Stop::Run).await;
-}
-
-/// Until the grace period is over ([`Stop::Cut`]); never, once the host is gone.
-pub(super) async fn cut(stop: &mut watch::Receiver<Stop>) {
-    if stop.wait_for(|s| *s == Stop::Cut).await.is_err() {
-        std::future::pending::<()>().await;
     }
 }
 
