@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use config::Config;
@@ -30,11 +30,18 @@ pub struct RunningHost {
     addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
-    /// Queue and outbox workers, the follower of other hosts' activations.
+    /// The follower of other hosts' activations.
     background: Vec<JoinHandle<()>>,
+    /// The queue and outbox workers, told to stop claiming through `stop_workers`.
+    workers: JoinHandle<()>,
+    stop_workers: watch::Sender<engine::Stop>,
+    /// How long a stop waits for the requests, commands and calls under way.
+    grace: std::time::Duration,
     projections: Arc<engine::Projections>,
     /// The asynchronous commands, whose jobs a stop releases.
     commands: Arc<engine::AsyncCommands>,
+    /// The outbox worker, whose calls a stop releases.
+    outbox: Arc<engine::OutboxWorker>,
 }
 
 impl RunningHost {
@@ -43,27 +50,55 @@ impl RunningHost {
         self.addr
     }
 
-    /// Stops accepting connections, finishes in-flight requests, and releases the data directory.
-    pub async fn shutdown(self) -> Result<()> {
-        let _ = self.shutdown.send(());
-        let served = self.task.await.context("the server task panicked")?.context("serving HTTP");
-        // A job cut off here is released, for any host (the next start, on SQLite) to claim at
-        // once; its idempotency key keeps it from being applied twice.
-        stop_background(self.background).await;
-        self.commands.release().await;
-        self.projections.stop_all().await;
+    /// Stops accepting connections and claiming queued commands and outbox calls; the requests,
+    /// commands and calls under way get the grace period (`http.shutdown_grace_ms`) to finish;
+    /// what is still running then is released (for any host, or the next start, to take at
+    /// once; its idempotency key keeps it from being applied twice), and the data directory too.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let (stopped, _) = oneshot::channel();
+        let _ = std::mem::replace(&mut self.shutdown, stopped).send(());
+        self.stop_workers.send_replace(engine::Stop::Drain);
+        let served = match (&mut self.task).await {
+            Ok(served) => served.context("serving HTTP"),
+            Err(panicked) => Err(anyhow::Error::new(panicked).context("the server task panicked")),
+        };
+        // The workers are stopped (and their work released) whatever became of the server.
+        self.stop(deadline).await;
         served
     }
 
     /// Serves until the server stops by itself (an I/O error).
-    pub async fn wait(self) -> Result<()> {
-        let Self { task, shutdown, background, projections, commands, .. } = self;
-        let result = task.await.context("the server task panicked")?.context("serving HTTP");
+    pub async fn wait(mut self) -> Result<()> {
+        let result = match (&mut self.task).await {
+            Ok(served) => served.context("serving HTTP"),
+            Err(panicked) => Err(anyhow::Error::new(panicked).context("the server task panicked")),
+        };
+        self.stop_workers.send_replace(engine::Stop::Drain);
+        let deadline = tokio::time::Instant::now() + self.grace;
+        self.stop(deadline).await;
+        result
+    }
+
+    /// After the server: the workers finish what is under way until `deadline`, then the rest is
+    /// cut off and released.
+    async fn stop(self, deadline: tokio::time::Instant) {
+        let Self { shutdown, background, mut workers, stop_workers, projections, commands, outbox, .. } = self;
         drop(shutdown);
+        if tokio::time::timeout_at(deadline, &mut workers).await.is_err() {
+            tracing::warn!("the grace period is over: releasing the commands and calls still running");
+            stop_workers.send_replace(engine::Stop::Cut);
+            // Cut off, the workers return once their tasks are dropped (a task stuck past that
+            // is aborted: it may hold the store a moment longer).
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut workers).await.is_err() {
+                workers.abort();
+                let _ = workers.await;
+            }
+        }
         stop_background(background).await;
         commands.release().await;
+        outbox.release().await;
         projections.stop_all().await;
-        result
     }
 }
 
@@ -140,10 +175,12 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     .context("starting the projections")?;
     // The background workers: queued commands, and the outbox's gateway calls.
     let outbox_worker = engine::OutboxWorker::new(stores.outbox.clone(), gateway.clone(), store.clone());
-    let queued = commands.clone();
-    background.push(tokio::spawn(async move {
-        tokio::join!(queued.work(), outbox_worker.work());
-    }));
+    let (queued, delivering) = (commands.clone(), outbox_worker.clone());
+    let (stop_workers, stopping) = watch::channel(engine::Stop::Run);
+    let stop_outbox = stopping.clone();
+    let workers = tokio::spawn(async move {
+        tokio::join!(queued.work(stopping), delivering.work(stop_outbox));
+    });
     let queries = Arc::new(engine::Queries::new(
         registry.clone(),
         projections.clone(),
@@ -184,5 +221,17 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     }));
     tracing::info!(%addr, https, backend = stores.backend, data = %config.data_dir.display(),
         plugins = %config.plugins_dir.display(), "cairn is serving");
-    Ok(RunningHost { addr, shutdown, task, background, projections, commands })
+    let grace = std::time::Duration::from_millis(config.http.shutdown_grace_ms);
+    Ok(RunningHost {
+        addr,
+        shutdown,
+        task,
+        background,
+        workers,
+        stop_workers,
+        grace,
+        projections,
+        commands,
+        outbox: outbox_worker,
+    })
 }

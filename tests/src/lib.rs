@@ -156,6 +156,14 @@ impl<B: Backend> Host<B> {
         Ok(Self { host: Some(host), base, config, client, _dir: dir, _backend: PhantomData })
     }
 
+    /// Shuts the host down as a SIGTERM would ([`Host::restart`] starts it again).
+    pub async fn stop(&mut self) -> Result<()> {
+        if let Some(host) = self.host.take() {
+            host.shutdown().await?;
+        }
+        Ok(())
+    }
+
     /// Stops the host and starts a new one on the same data directory (a new port).
     pub async fn restart(&mut self) -> Result<()> {
         if let Some(host) = self.host.take() {

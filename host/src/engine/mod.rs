@@ -9,6 +9,7 @@ pub mod projections;
 pub mod queries;
 pub mod queue;
 mod response;
+mod stop;
 
 pub use batch::BatchRequest;
 pub use command::{CommandEngine, CommandError, CommandOutcome, CommandRequest};
@@ -16,3 +17,4 @@ pub use outbox::OutboxWorker;
 pub use projections::{ClusterSettings, FailurePolicy, ProjectionSettings, Projections};
 pub use queries::{Queries, QuerySettings};
 pub use queue::{AsyncCommands, QueueSettings, Submitted};
+pub use stop::Stop;

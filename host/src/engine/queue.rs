@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
+
+use super::stop::{Stop, cut, running, stopping};
 use tokio::task::JoinSet;
 
 use super::{CommandEngine, CommandError, CommandRequest};
@@ -145,10 +147,12 @@ impl AsyncCommands {
         self.wake.notify_one();
     }
 
-    /// Runs the worker until the task is aborted (which aborts its jobs: they are claimed again,
-    /// here after a restart or by another host when their leases run out). Jobs a crash left
-    /// `running` are queued again first.
-    pub async fn work(self: Arc<Self>) {
+    /// Runs the worker until `stop` says [`Stop::Drain`]: then it claims nothing more, lets the
+    /// jobs under way finish and returns. At [`Stop::Cut`] (the grace period over) it aborts the
+    /// jobs still running and returns: [`AsyncCommands::release`] hands them back (after a crash
+    /// they are claimed again when their leases run out). Jobs a crash left `running` are
+    /// queued again first.
+    pub async fn work(self: Arc<Self>, stop: watch::Receiver<Stop>) {
         match self.queue.requeue_running().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "re-queued commands interrupted by a stop"),
@@ -156,14 +160,19 @@ impl AsyncCommands {
         }
         // Renewals run beside the claims, so a slow claim (a store timing out) cannot let the
         // leases of running jobs lapse.
-        tokio::join!(self.renew_leases(), self.claim_loop());
+        // The renewals end with the claims, once the last job finished.
+        tokio::select! {
+            () = self.renew_leases() => {}
+            () = self.claim_loop(stop) => {}
+        }
     }
 
-    /// Starts due jobs as slots free up, until aborted.
-    async fn claim_loop(self: &Arc<Self>) {
+    /// Starts due jobs as slots free up, until `stop` leaves [`Stop::Run`]; then waits for the
+    /// jobs under way, or cuts them off at [`Stop::Cut`].
+    async fn claim_loop(self: &Arc<Self>, mut stop: watch::Receiver<Stop>) {
         let mut jobs = JoinSet::new();
         let mut cursor = 0usize;
-        loop {
+        while running(&stop) {
             while let Some(done) = jobs.try_join_next() {
                 if let Err(error) = done {
                     tracing::error!(%error, "an asynchronous command's task failed");
@@ -171,12 +180,32 @@ impl AsyncCommands {
             }
             let claimed = self.claim(&mut jobs, &mut cursor).await;
             if claimed == 0 {
-                let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(self.settings.poll, self.wake.notified()) => {}
+                    () = stopping(&mut stop) => {}
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            tracing::info!(jobs = jobs.len(), "stopping: waiting for the commands under way");
+        }
+        loop {
+            tokio::select! {
+                done = jobs.join_next() => match done {
+                    None => return,
+                    Some(Err(error)) => tracing::error!(%error, "an asynchronous command's task failed"),
+                    Some(Ok(())) => {}
+                },
+                () = cut(&mut stop) => {
+                    tracing::warn!(jobs = jobs.len(), "stopping: cutting off the commands still running");
+                    jobs.shutdown().await;
+                    return;
+                }
             }
         }
     }
 
-    /// Renews the leases of the jobs running here every third of a lease, until aborted.
+    /// Renews the leases of the jobs running here every third of a lease, until dropped.
     async fn renew_leases(&self) {
         loop {
             tokio::time::sleep(self.settings.lease / 3).await;
@@ -184,8 +213,9 @@ impl AsyncCommands {
         }
     }
 
-    /// After [`AsyncCommands::work`] was aborted (a clean stop): the jobs it was running are
-    /// released, for another host to claim at once instead of after their leases.
+    /// After [`AsyncCommands::work`] was aborted (a stop's grace period over): the jobs it was
+    /// running are queued again with no lease, for another host (or the next start) to claim at
+    /// once instead of after their leases.
     pub async fn release(&self) {
         match self.queue.release(&self.owner).await {
             Ok(0) => {}
@@ -235,8 +265,9 @@ impl AsyncCommands {
                 }
             };
             for job in claimed {
-                // A job of this host whose lease lapsed (a renewal late): the claim renewed it,
-                // and it is running here already.
+                // A job of this host whose lease lapsed (a renewal late): the claim renewed it
+                // without counting an attempt (a claim by the job's own host does not), and it
+                // is running here already.
                 let fresh =
                     self.running.lock().is_ok_and(|mut r| r.insert(job.id.clone(), job.domain.clone()).is_none());
                 if !fresh {

@@ -90,6 +90,9 @@ pub trait Outbox: Send + Sync + 'static {
     -> Result<Vec<OutboxMessage>, StoreError>;
     /// Records an attempt's outcome.
     async fn finish(&self, id: &str, outcome: OutboxOutcome) -> Result<(), StoreError>;
+    /// Makes the claimed messages due at `now_micros` again: each `(id, lease end)` still pending
+    /// under that claim (not recorded since, nor claimed again). How many.
+    async fn release(&self, claims: &[(String, i64)], now_micros: i64) -> Result<u64, StoreError>;
     /// A message by id.
     async fn message(&self, id: &str) -> Result<Option<OutboxMessage>, StoreError>;
     /// Dead letters, oldest first.

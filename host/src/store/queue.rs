@@ -78,8 +78,8 @@ pub trait CommandQueue: Send + Sync + 'static {
     ) -> Result<Vec<QueuedCommand>, StoreError>;
     /// Extends the lease of `owner`'s running jobs `ids` to `until`; how many are still its.
     async fn renew(&self, owner: &str, ids: &[String], until_micros: i64) -> Result<u64, StoreError>;
-    /// Ends the leases of `owner`'s running jobs (it stopped them): any host may claim them at
-    /// once. How many.
+    /// Queues `owner`'s running jobs again, with no lease (it stopped them): any host may claim
+    /// them at once. How many.
     async fn release(&self, owner: &str) -> Result<u64, StoreError>;
     /// Records a final outcome (`succeeded`, `rejected` or `failed`) or, with `retry_at`, puts the
     /// job back as `queued` for a later attempt. Only while `owner` holds the job: false (nothing

@@ -77,6 +77,21 @@ impl Outbox for SqliteStore {
         Ok(())
     }
 
+    async fn release(&self, claims: &[(String, i64)], now: i64) -> Result<u64, StoreError> {
+        let mut released = 0;
+        for (id, lease_end) in claims {
+            released += sqlx::query("UPDATE gateway_outbox SET next_at = ?, updated_at = ? WHERE id = ? AND state = 'pending' AND next_at = ?")
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .bind(lease_end)
+                .execute(&self.admin)
+                .await?
+                .rows_affected();
+        }
+        Ok(released)
+    }
+
     async fn message(&self, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM gateway_outbox WHERE id = ?"))
             .bind(id)

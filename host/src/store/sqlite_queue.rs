@@ -12,8 +12,18 @@ use super::{Claim, CommandQueue, QueuedCommand, StoreError, now_micros};
 const COLUMNS: &str = "id, domain, command, payload, correlation_id, state, attempts, not_before, last_error, \
                        result_status, result, idempotency_key, request_hash";
 
-/// Jobs a claim may take at `?1`: due and queued, or running under a lease that ended.
-const CLAIMABLE: &str = "((state = 'queued' AND not_before <= ?1) OR (state = 'running' AND lease_until < ?1))";
+/// The domains with a job a claim may take at `?1`, without reading every due job of a flooded
+/// domain: a loose index scan walks the distinct domains of `(domain, state, not_before)` (one
+/// probe per domain), one more probe of that index asks whether the domain has a due job, and
+/// the `(state, lease_until)` index serves the lapsed leases. A plain `SELECT DISTINCT` over both
+/// conditions read every due job on every poll.
+const DUE_DOMAINS: &str = "WITH RECURSIVE d(domain) AS ( \
+       SELECT min(domain) FROM command_queue \
+       UNION ALL \
+       SELECT (SELECT min(domain) FROM command_queue WHERE domain > d.domain) FROM d WHERE d.domain IS NOT NULL) \
+     SELECT domain FROM d WHERE domain IS NOT NULL AND EXISTS (SELECT 1 FROM command_queue q \
+       WHERE q.domain = d.domain AND q.state = 'queued' AND q.not_before <= ?1) \
+     UNION SELECT domain FROM command_queue WHERE state = 'running' AND lease_until < ?1";
 
 /// The two kinds of claimable jobs, each a condition the `(domain, state, not_before)` index
 /// serves on its own (their disjunction would sort every due job of a flooded domain).
@@ -76,10 +86,7 @@ impl CommandQueue for SqliteStore {
     }
 
     async fn due_domains(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query_scalar(&format!("SELECT DISTINCT domain FROM command_queue WHERE {CLAIMABLE}"))
-            .bind(now)
-            .fetch_all(&self.admin)
-            .await?;
+        let rows = sqlx::query_scalar(DUE_DOMAINS).bind(now).fetch_all(&self.admin).await?;
         Ok(rows)
     }
 
@@ -98,7 +105,8 @@ impl CommandQueue for SqliteStore {
             }
             let of_domain = if domain.is_some() { "AND domain = ?4" } else { "AND ?4 IS NULL" };
             let rows = sqlx::query(&format!(
-                "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = ?1, \
+                "UPDATE command_queue SET state = 'running', updated_at = ?1, \
+                 attempts = CASE WHEN state = 'running' AND claimed_by = ?2 THEN attempts ELSE attempts + 1 END, \
                  claimed_by = ?2, lease_until = ?3 WHERE id IN (SELECT id FROM command_queue WHERE {kind} \
                  {of_domain} ORDER BY not_before, id LIMIT ?5) RETURNING {COLUMNS}"
             ))
@@ -132,10 +140,12 @@ impl CommandQueue for SqliteStore {
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = ? AND state = 'running'")
-            .bind(owner)
-            .execute(&self.admin)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE command_queue SET state = 'queued', lease_until = NULL WHERE claimed_by = ? AND state = 'running'",
+        )
+        .bind(owner)
+        .execute(&self.admin)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -215,3 +225,7 @@ impl CommandQueue for SqliteStore {
         Ok(done.rows_affected())
     }
 }
+
+#[cfg(test)]
+#[path = "sqlite_queue_tests.rs"]
+mod tests;

@@ -50,6 +50,8 @@ macro_rules! suites_on_every_backend {
         mod poison;
         #[path = "queue_containment.rs"]
         mod queue_containment;
+        #[path = "queue_shutdown.rs"]
+        mod queue_shutdown;
         #[path = "read_side.rs"]
         mod read_side;
         #[path = "restart.rs"]

@@ -174,11 +174,54 @@ async fn a_call_cut_off_by_a_stop_is_made_again_soon_after_not_a_minute_later() 
     enqueue(&host, false).await.expect(201);
     eventually("the first attempt is in flight", || hits.load(Ordering::SeqCst) == 1).await;
     host.restart().await.unwrap();
-    // The claim's lease is the service's timeout plus 5 s: the next host takes the message then
-    // (it used to be a minute).
+    // The stop lets the attempt time out within its grace period and records the retry (cut
+    // off, the call would be released): the next host makes the call again soon.
     let restarted = Instant::now();
     while hits.load(Ordering::SeqCst) < 2 {
         assert!(restarted.elapsed() < Duration::from_secs(20), "the call was not made again within 20 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_call_outliving_the_grace_period_is_released_and_made_again_at_once_after_a_restart() {
+    // The first request hangs far past the stop's grace period (and the claim's lease, the 20 s
+    // timeout plus the margin, would keep the message from the next host for half a minute).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = Router::new().route(
+        "/api/notify",
+        post(move || {
+            let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let service = ServiceConfig {
+        base_url: format!("http://127.0.0.1:{port}/api/"),
+        allowed_domains: vec!["gateway-probe".into()],
+        timeout_ms: 20_000,
+        ..ServiceConfig::default()
+    };
+    let mut host = TestHost::start_with(&[GATEWAY_PROBE_COMPONENT], move |config| {
+        config.gateway.services.insert("notices".into(), service);
+        config.http.shutdown_grace_ms = 300;
+    })
+    .await
+    .unwrap();
+    enqueue(&host, false).await.expect(201);
+    eventually("the first attempt is in flight", || hits.load(Ordering::SeqCst) == 1).await;
+    let stopping = Instant::now();
+    host.stop().await.unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(3), "the stop waited past its grace period");
+    host.restart().await.unwrap();
+    eventually("the released call is made again at once", || hits.load(Ordering::SeqCst) == 2).await;
+    assert!(stopping.elapsed() < Duration::from_secs(15), "made again within the lease, so released");
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn::config::ServiceConfig;
+use cairn::config::{Config, ServiceConfig};
 use cairn_tests::{CARRIERS_COMPONENT, FAULTY_COMPONENT, GATEWAY_PROBE_COMPONENT, Reply};
 
 use super::TestHost;
@@ -144,8 +144,14 @@ async fn slow_service() -> (u16, Arc<AtomicUsize>) {
 /// A host whose `gateway-probe` calls a service taking 2.5 s per call (the count of calls
 /// that reached it beside), with leases of 900 ms, renewed every 300 ms.
 pub(super) async fn host_with_slow_jobs() -> (TestHost, Arc<AtomicUsize>) {
+    host_with_slow_jobs_and(|_| {}).await
+}
+
+/// [`host_with_slow_jobs`], its configuration adjusted by `adjust`.
+pub(super) async fn host_with_slow_jobs_and(adjust: impl FnOnce(&mut Config)) -> (TestHost, Arc<AtomicUsize>) {
     let (port, calls) = slow_service().await;
     let host = TestHost::start_with(&[GATEWAY_PROBE_COMPONENT], |c| {
+        adjust(c);
         c.queue.lease_ms = 900;
         c.domains.entry("gateway-probe".into()).or_default().limits.deadline_ms = Some(10_000);
         let service = ServiceConfig {

@@ -12,7 +12,7 @@ use cairn::store::{Claim, CommandQueue, now_micros};
 use cairn_tests::{FAULTY_COMPONENT, PgTestHost};
 use serde_json::json;
 
-use super::queue_containment::{host_with_slow_jobs, settle, submit_slow_job};
+use super::queue_containment::{host_with_slow_jobs_and, settle, submit_slow_job};
 
 #[tokio::test]
 async fn a_job_claimed_by_a_host_that_died_is_finished_by_another_within_seconds_and_applied_once() {
@@ -58,7 +58,8 @@ async fn a_job_claimed_by_a_host_that_died_is_finished_by_another_within_seconds
 
 #[tokio::test]
 async fn a_host_stopped_in_the_middle_of_a_job_leaves_it_to_the_next_which_applies_it_once() {
-    let (mut host, calls) = host_with_slow_jobs().await;
+    // A grace period shorter than the job: the stop cuts it off.
+    let (mut host, calls) = host_with_slow_jobs_and(|c| c.http.shutdown_grace_ms = 200).await;
     let url = submit_slow_job(&host).await;
     let started = Instant::now();
     while calls.load(Ordering::SeqCst) < 1 {

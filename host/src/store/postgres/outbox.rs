@@ -86,6 +86,20 @@ impl Outbox for PgStore {
         Ok(())
     }
 
+    async fn release(&self, claims: &[(String, i64)], now: i64) -> Result<u64, StoreError> {
+        let mut released = 0;
+        for (id, lease_end) in claims {
+            released += sqlx::query("UPDATE gateway_outbox SET next_at = $1, updated_at = $1 WHERE id = $2 AND state = 'pending' AND next_at = $3")
+                .bind(now)
+                .bind(id)
+                .bind(lease_end)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(released)
+    }
+
     async fn message(&self, id: &str) -> Result<Option<OutboxMessage>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM gateway_outbox o WHERE o.id = $1"))
             .bind(id)

@@ -121,7 +121,8 @@ impl CommandQueue for PgStore {
             // use the domain's index.
             let of_domain = if domain.is_some() { "AND domain = $4" } else { "AND $4::TEXT IS NULL" };
             let rows = sqlx::query(&format!(
-                "UPDATE command_queue SET state = 'running', attempts = attempts + 1, updated_at = $1, \
+                "UPDATE command_queue SET state = 'running', updated_at = $1, \
+                 attempts = CASE WHEN state = 'running' AND claimed_by = $2 THEN attempts ELSE attempts + 1 END, \
                  claimed_by = $2, lease_until = $3 WHERE id IN (SELECT id FROM command_queue WHERE {kind} \
                  {of_domain} ORDER BY not_before, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}"
             ))
@@ -152,10 +153,12 @@ impl CommandQueue for PgStore {
     }
 
     async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE command_queue SET lease_until = 0 WHERE claimed_by = $1 AND state = 'running'")
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE command_queue SET state = 'queued', lease_until = NULL WHERE claimed_by = $1 AND state = 'running'",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 

@@ -194,3 +194,16 @@ async fn due_domains_are_those_with_due_jobs_or_lapsed_leases() {
     due.sort();
     assert_eq!(due, ["flood", "lapsed"], "not the job of later, nor the running one under its lease");
 }
+
+#[tokio::test]
+async fn a_hosts_reclaim_of_its_own_lapsed_job_spends_no_attempt_and_another_hosts_does() {
+    let Some((_, a, b)) = two_hosts("queue_self_reclaim").await else { return };
+    let now = now_micros();
+    a.enqueue(&job("j", now - 1)).await.unwrap();
+    assert_eq!(a.claim_due(&claim("a", now, 10), None, 10).await.unwrap()[0].attempts, 1);
+    // The renewal came late: the lease lapsed, and the same host claims the job again.
+    let again = a.claim_due(&claim("a", now + 100, 10), None, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1), "a renewal late spends no attempt");
+    let taken = b.claim_due(&claim("b", now + 200, 10), None, 10).await.unwrap();
+    assert_eq!(taken[0].attempts, 2, "another host's takeover counts");
+}
