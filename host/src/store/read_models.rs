@@ -212,6 +212,37 @@ pub struct SkippedEvent {
     pub by: String,
 }
 
+/// Why [`ReadModelTx::write_many`] failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The store refused a document for what it holds (PostgreSQL's data-exception or
+    /// integrity classes, 22 and 23; SQLite's constraint, type or size errors): the fault of the
+    /// data, which will be refused again however often it is retried. The transaction is spoilt.
+    #[error("the read-model store refused a document: {0}")]
+    Refused(String),
+    /// The store failed (I/O, database down, ...): worth retrying.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<WriteError> for StoreError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Refused(_) => StoreError(error.to_string()),
+            WriteError::Store(error) => error,
+        }
+    }
+}
+
+/// A write's error as [`WriteError::Refused`] when `refused` says the database refused the
+/// data, else as a store failure.
+pub(crate) fn write_error(error: sqlx::Error, refused: impl Fn(&dyn sqlx::error::DatabaseError) -> bool) -> WriteError {
+    match &error {
+        sqlx::Error::Database(db) if refused(db.as_ref()) => WriteError::Refused(db.message().to_string()),
+        _ => WriteError::Store(error.into()),
+    }
+}
+
 /// Documents of one transaction: the projector's (read-write) or a query's (a read snapshot).
 #[async_trait]
 pub trait ReadModelTx: Send {
@@ -228,7 +259,7 @@ pub trait ReadModelTx: Send {
         &mut self,
         namespace: &str,
         writes: &[(String, String, Option<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         for (collection, id, body) in writes {
             match body {
                 Some(body) => self.upsert(namespace, collection, id, body).await?,

@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::read_models::{
     Checkpoint, Condition, Cursor, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx,
-    ReadModels, SkippedEvent, last_writes,
+    ReadModels, SkippedEvent, WriteError, last_writes, write_error,
 };
 use super::{StoreError, now_micros};
 
@@ -293,7 +293,7 @@ impl ReadModelTx for SqliteTx {
         &mut self,
         namespace: &str,
         writes: &[(String, String, Option<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         // Only the last write to a document counts, so deletes and upserts can go separately.
         let mut upserts = Vec::new();
         for ((collection, id), body) in last_writes(writes) {
@@ -313,7 +313,7 @@ impl ReadModelTx for SqliteTx {
                     .push_bind(body.to_string());
             });
             insert.push(" ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body");
-            insert.build().execute(&mut *self.0).await?;
+            insert.build().execute(&mut *self.0).await.map_err(|e| write_error(e, refused))?;
         }
         Ok(())
     }
@@ -503,4 +503,14 @@ fn sql_value(row: &sqlx::sqlite::SqliteRow, index: usize) -> Value {
         return Value::String(s);
     }
     Value::Null
+}
+
+/// SQLite refused the data itself: a constraint (`CHECK (json_valid(body))`, ...), a type
+/// mismatch, a value over its size limit, or JSON its functions cannot read.
+fn refused(error: &dyn sqlx::error::DatabaseError) -> bool {
+    const TOOBIG: i32 = 18;
+    const CONSTRAINT: i32 = 19;
+    const MISMATCH: i32 = 20;
+    let primary = error.code().and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff);
+    matches!(primary, Some(TOOBIG | CONSTRAINT | MISMATCH)) || error.message().contains("malformed JSON")
 }

@@ -17,7 +17,7 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::store::read_models::{
     Checkpoint, Condition, Cursor, DEFAULT_PAGE, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow,
-    MAX_PAGE, Page, ReadModelTx, ReadModels, SkippedEvent, last_writes,
+    MAX_PAGE, Page, ReadModelTx, ReadModels, SkippedEvent, WriteError, last_writes, write_error,
 };
 use crate::store::{StoreError, now_micros};
 
@@ -320,7 +320,7 @@ impl ReadModelTx for PgTx {
         &mut self,
         namespace: &str,
         writes: &[(String, String, Option<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         let last = last_writes(writes);
         let (mut collections, mut ids, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gone_collections, mut gone_ids) = (Vec::new(), Vec::new());
@@ -348,7 +348,8 @@ impl ReadModelTx for PgTx {
             .bind(ids)
             .bind(bodies)
             .execute(&mut *self.0)
-            .await?;
+            .await
+            .map_err(|e| write_error(e, refused))?;
         }
         if !gone_ids.is_empty() {
             sqlx::query(
@@ -359,7 +360,8 @@ impl ReadModelTx for PgTx {
             .bind(gone_collections)
             .bind(gone_ids)
             .execute(&mut *self.0)
-            .await?;
+            .await
+            .map_err(|e| write_error(e, refused))?;
         }
         Ok(())
     }
@@ -522,4 +524,10 @@ fn sort_key(e: &str, suffix: &str) -> String {
          (CASE jsonb_typeof({e}) WHEN 'string' THEN {e} #>> '{{}}' WHEN 'array' THEN {e}::text \
          WHEN 'object' THEN {e}::text ELSE '' END) COLLATE \"C\"{suffix}, "
     )
+}
+
+/// PostgreSQL refused the data itself: SQLSTATE class 22 (data exception: a number jsonb cannot
+/// hold, an invalid escape, ...) or 23 (integrity constraint violation).
+fn refused(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().is_some_and(|code| code.len() == 5 && (code.starts_with("22") || code.starts_with("23")))
 }
