@@ -250,6 +250,17 @@ pub trait ReadModelTx: Send {
     async fn get(&mut self, namespace: &str, collection: &str, id: &str) -> Result<Option<String>, StoreError>;
     /// Matching documents, one page.
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError>;
+    /// Like [`ReadModelTx::find`], over the collection as it would be with `overlay` written:
+    /// `(id, Some(body))` replaces or adds a document, `(id, None)` deletes one. Nothing is
+    /// written: the overlay stands in for the collection's rows within the one statement, so a
+    /// projector's find over its buffered writes runs on its read snapshot, not the writer.
+    async fn find_overlaid(
+        &mut self,
+        namespace: &str,
+        collection: &str,
+        find: &Find,
+        overlay: &[(String, Option<String>)],
+    ) -> Result<Page, StoreError>;
     /// Creates or replaces a document.
     async fn upsert(&mut self, namespace: &str, collection: &str, id: &str, body: &str) -> Result<(), StoreError>;
     /// Deletes a document; true if it existed.

@@ -236,9 +236,39 @@ impl ReadModelTx for SqliteTx {
     }
 
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
+        self.find_overlaid(namespace, collection, find, &[]).await
+    }
+
+    /// The overlay is a `documents` CTE that shadows the table for the statement: the
+    /// collection's stored rows but the overlaid ids, and the overlay's bodies (a JSON array of
+    /// `[id, body text or null]` pairs, read with `json_each`).
+    async fn find_overlaid(
+        &mut self,
+        namespace: &str,
+        collection: &str,
+        find: &Find,
+        overlay: &[(String, Option<String>)],
+    ) -> Result<Page, StoreError> {
         let sort_path = find.order.as_ref().map(|o| json_path(&o.path));
         let descending = find.order.as_ref().is_some_and(|o| o.descending);
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, body, ");
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        if !overlay.is_empty() {
+            let pairs = serde_json::to_string(overlay).map_err(|e| StoreError(format!("an overlay: {e}")))?;
+            q.push("WITH documents AS (SELECT namespace, collection, id, body FROM main.documents WHERE namespace = ")
+                .push_bind(namespace.to_string())
+                .push(" AND collection = ")
+                .push_bind(collection.to_string())
+                .push(" AND id NOT IN (SELECT value ->> 0 FROM json_each(")
+                .push_bind(pairs.clone())
+                .push(")) UNION ALL SELECT ")
+                .push_bind(namespace.to_string())
+                .push(", ")
+                .push_bind(collection.to_string())
+                .push(", value ->> 0, value ->> 1 FROM json_each(")
+                .push_bind(pairs)
+                .push(") WHERE value ->> 1 IS NOT NULL) ");
+        }
+        q.push("SELECT id, body, ");
         match &sort_path {
             Some(path) => q.push("json_extract(body, ").push_bind(path.clone()).push(")"),
             None => q.push("NULL"),

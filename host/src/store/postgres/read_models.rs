@@ -251,6 +251,19 @@ impl ReadModelTx for PgTx {
     /// One statement: the filtered documents with their sort value `d.sort`, compared and
     /// ordered by [`sort_key`] and then by id.
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
+        self.find_overlaid(namespace, collection, find, &[]).await
+    }
+
+    /// The overlay is a `documents` CTE that shadows the table for the statement (in a WITH
+    /// that is not RECURSIVE, the name inside it is still the table): the collection's stored
+    /// rows but the overlaid ids, and the overlay's bodies as jsonb.
+    async fn find_overlaid(
+        &mut self,
+        namespace: &str,
+        collection: &str,
+        find: &Find,
+        overlay: &[(String, Option<String>)],
+    ) -> Result<Page, StoreError> {
         let limit = match find.limit {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
@@ -259,7 +272,27 @@ impl ReadModelTx for PgTx {
             Some(ref order) if order.descending => "DESC",
             _ => "ASC",
         };
-        let mut q = QueryBuilder::<Postgres>::new("SELECT d.id, d.body::text, d.sort::text FROM (SELECT id, body, ");
+        let mut q = QueryBuilder::<Postgres>::new("");
+        if !overlay.is_empty() {
+            let ids: Vec<&str> = overlay.iter().map(|(id, _)| id.as_str()).collect();
+            let bodies: Vec<Option<&str>> = overlay.iter().map(|(_, body)| body.as_deref()).collect();
+            q.push("WITH documents AS (SELECT namespace, collection, id, body FROM documents WHERE namespace = ")
+                .push_bind(namespace.to_string())
+                .push(" AND collection = ")
+                .push_bind(collection.to_string())
+                .push(" AND id <> ALL(")
+                .push_bind(ids.clone())
+                .push("::text[]) UNION ALL SELECT ")
+                .push_bind(namespace.to_string())
+                .push("::text, ")
+                .push_bind(collection.to_string())
+                .push("::text, w.i, w.b::jsonb FROM unnest(")
+                .push_bind(ids)
+                .push("::text[], ")
+                .push_bind(bodies)
+                .push("::text[]) AS w (i, b) WHERE w.b IS NOT NULL) ");
+        }
+        q.push("SELECT d.id, d.body::text, d.sort::text FROM (SELECT id, body, ");
         match &find.order {
             Some(order) => q.push("body #> ").push_bind(order.path.clone()).push("::text[]"),
             None => q.push("NULL::jsonb"),
