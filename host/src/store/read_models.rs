@@ -254,13 +254,14 @@ pub trait ReadModelTx: Send {
     /// `(id, Some(body))` replaces or adds a document, `(id, None)` deletes one. Nothing is
     /// written: the overlay stands in for the collection's rows within the one statement, so a
     /// projector's find over its buffered writes runs on its read snapshot, not the writer.
+    /// [`WriteError::Refused`] when the store refuses an overlaid document or a filter value.
     async fn find_overlaid(
         &mut self,
         namespace: &str,
         collection: &str,
         find: &Find,
         overlay: &[(String, Option<String>)],
-    ) -> Result<Page, StoreError>;
+    ) -> Result<Page, WriteError>;
     /// Creates or replaces a document.
     async fn upsert(&mut self, namespace: &str, collection: &str, id: &str, body: &str) -> Result<(), StoreError>;
     /// Deletes a document; true if it existed.

@@ -236,7 +236,7 @@ impl ReadModelTx for SqliteTx {
     }
 
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
-        self.find_overlaid(namespace, collection, find, &[]).await
+        Ok(self.find_overlaid(namespace, collection, find, &[]).await?)
     }
 
     /// The overlay is a `documents` CTE that shadows the table for the statement: the
@@ -248,7 +248,7 @@ impl ReadModelTx for SqliteTx {
         collection: &str,
         find: &Find,
         overlay: &[(String, Option<String>)],
-    ) -> Result<Page, StoreError> {
+    ) -> Result<Page, WriteError> {
         let sort_path = find.order.as_ref().map(|o| json_path(&o.path));
         let descending = find.order.as_ref().is_some_and(|o| o.descending);
         let mut q = QueryBuilder::<Sqlite>::new("");
@@ -291,7 +291,7 @@ impl ReadModelTx for SqliteTx {
             None => q.push(format!(" ORDER BY id {dir}")),
         };
         q.push(" LIMIT ").push_bind(i64::from(find.limit) + 1);
-        let rows = q.build().fetch_all(&mut *self.0).await?;
+        let rows = q.build().fetch_all(&mut *self.0).await.map_err(|e| write_error(e, refused))?;
         let mut documents = Vec::with_capacity(rows.len());
         let mut last_sort = Value::Null;
         for row in rows.iter().take(find.limit as usize) {

@@ -8,7 +8,7 @@ use crate::bindings::read_model::{
 };
 use crate::runtime::HostState;
 use crate::store::StoreError;
-use crate::store::read_models::{Condition, Cursor, Filter, Find, Order};
+use crate::store::read_models::{Condition, Cursor, Filter, Find, Order, WriteError};
 
 fn not_granted() -> ReadModelError {
     ReadModelError::NotGranted("only projectors (in `project`) and queries (in `run`) may use the read model".into())
@@ -219,9 +219,14 @@ impl ReadAccess {
         let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
         let result = block_on(&self.runtime, async {
             let tx = Self::snapshot(tx, models).await?;
-            tx.find_overlaid(namespace, collection, find, &overlay).await
+            Ok(tx.find_overlaid(namespace, collection, find, &overlay).await)
         });
-        self.check(result)
+        // A document or value the store refuses is the plugin's data, not a store failure.
+        match self.check(result)? {
+            Ok(page) => Ok(page),
+            Err(WriteError::Refused(message)) => Err(invalid(format!("the read-model store refused it: {message}"))),
+            Err(WriteError::Store(error)) => self.check(Err(error)),
+        }
     }
 }
 

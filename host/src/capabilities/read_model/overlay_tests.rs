@@ -149,3 +149,25 @@ async fn a_find_over_buffered_writes_does_not_take_the_shared_writer() {
     assert_eq!(ids.unwrap(), ["new"]);
     other.commit(None).await.unwrap();
 }
+
+/// A buffered document PostgreSQL refuses (a number beyond jsonb's numeric) makes the find
+/// `invalid`, the plugin's error, not a store failure the projection would retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_find_over_a_buffered_document_the_store_refuses_is_the_plugins_error() {
+    for (models, _dir, pg) in backends("find_over_refused_document").await {
+        let handle = tokio::runtime::Handle::current();
+        let (found, failure) = tokio::task::spawn_blocking(move || {
+            let mut access = ReadAccess::projector(NS.into(), models, handle, 1 << 20);
+            access.write("c", "odd", Some(r#"{"n": 1e-20000}"#.into())).unwrap();
+            let found = access.find_page("c", &Find { limit: 10, ..Find::default() });
+            (found.map(|page| page.documents.len()), access.store_failure.clone())
+        })
+        .await
+        .unwrap();
+        match pg {
+            Some(_) => assert!(matches!(&found, Err(ReadModelError::Invalid(m)) if m.contains("refused")), "{found:?}"),
+            None => assert_eq!(found.unwrap(), 1, "SQLite holds it"),
+        }
+        assert_eq!(failure, None, "not a store failure");
+    }
+}

@@ -251,7 +251,7 @@ impl ReadModelTx for PgTx {
     /// One statement: the filtered documents with their sort value `d.sort`, compared and
     /// ordered by [`sort_key`] and then by id.
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
-        self.find_overlaid(namespace, collection, find, &[]).await
+        Ok(self.find_overlaid(namespace, collection, find, &[]).await?)
     }
 
     /// The overlay is a `documents` CTE that shadows the table for the statement (in a WITH
@@ -263,7 +263,7 @@ impl ReadModelTx for PgTx {
         collection: &str,
         find: &Find,
         overlay: &[(String, Option<String>)],
-    ) -> Result<Page, StoreError> {
+    ) -> Result<Page, WriteError> {
         let limit = match find.limit {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
@@ -315,12 +315,15 @@ impl ReadModelTx for PgTx {
         let suffix = format!(" {dir}");
         q.push(format!(" ORDER BY {}d.id COLLATE \"C\"{suffix} LIMIT ", key("d.sort", &suffix)));
         q.push_bind(i64::from(limit) + 1);
-        let rows = q.build().fetch_all(&mut *self.0).await?;
+        let rows = q.build().fetch_all(&mut *self.0).await.map_err(|e| write_error(e, refused))?;
         let mut documents = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last_sort = Value::Null;
         for row in rows.iter().take(limit as usize) {
-            documents.push((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
-            last_sort = match row.try_get::<Option<String>, _>(2)? {
+            documents.push((
+                row.try_get::<String, _>(0).map_err(StoreError::from)?,
+                row.try_get::<String, _>(1).map_err(StoreError::from)?,
+            ));
+            last_sort = match row.try_get::<Option<String>, _>(2).map_err(StoreError::from)? {
                 Some(text) => serde_json::from_str(&text).map_err(|e| StoreError(format!("a sort value: {e}")))?,
                 None => Value::Null,
             };
