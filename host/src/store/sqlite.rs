@@ -119,7 +119,7 @@ impl EventStore for SqliteStore {
         limit: u32,
         max_bytes: usize,
     ) -> Result<EventPage, StoreError> {
-        let rows = sqlx::query(&pages::stream_page_sql())
+        let rows = sqlx::query(&pages::stream_page_sql(pages::Backend::Sqlite))
             .bind(domain)
             .bind(stream)
             .bind(from_version as i64)
@@ -138,7 +138,7 @@ impl EventStore for SqliteStore {
         limit: u32,
         max_bytes: usize,
     ) -> Result<EventPage, StoreError> {
-        let rows = sqlx::query(&pages::domain_page_sql())
+        let rows = sqlx::query(&pages::domain_page_sql(pages::Backend::Sqlite))
             .bind(domain)
             .bind(after.0)
             .bind(after.1 as i64)

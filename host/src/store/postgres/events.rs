@@ -45,7 +45,7 @@ impl EventStore for PgStore {
         limit: u32,
         max_bytes: usize,
     ) -> Result<EventPage, StoreError> {
-        let rows = sqlx::query(&pages::stream_page_sql())
+        let rows = sqlx::query(&pages::stream_page_sql(pages::Backend::Postgres))
             .bind(domain)
             .bind(stream)
             .bind(from_version as i64)
@@ -64,7 +64,7 @@ impl EventStore for PgStore {
         limit: u32,
         max_bytes: usize,
     ) -> Result<EventPage, StoreError> {
-        let rows = sqlx::query(&pages::domain_page_sql())
+        let rows = sqlx::query(&pages::domain_page_sql(pages::Backend::Postgres))
             .bind(domain)
             .bind(after.0)
             .bind(after.1 as i64)
