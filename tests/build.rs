@@ -51,6 +51,7 @@ const BUILDS: &[Build] = &[
     Build { name: "escapee-sockets", package: "escapee", features: "escapee/sockets", folder: "tests/guests/escapee" },
     Build { name: "orders-next", package: "orders", features: "orders/next", folder: "plugins/orders" },
     Build { name: "orders-faulty", package: "orders", features: "orders/faulty", folder: "plugins/orders" },
+    Build { name: "sloth-precise", package: "sloth", features: "sloth/precise-numbers", folder: "tests/guests/sloth" },
 ];
 /// The components the example host serves (the rest exist for tests).
 const EXAMPLES: &[&str] = &["carriers", "orders", "rates"];

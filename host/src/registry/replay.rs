@@ -32,11 +32,11 @@ impl Default for ReplaySettings {
 
 /// Most failures listed in a report.
 const MAX_FAILURES: usize = 50;
-/// Fewest and most events read per page: pages are sized by what the events so far weigh, to
-/// about [`PAGE_BYTES`] each, so a domain of large events is never loaded thousands at a time.
-const MIN_PAGE: u32 = 4;
+/// Most events and bytes read per page: each page is sized in the database before it is loaded
+/// (see [`crate::store::pages`]), so a domain whose events grow is never loaded thousands of
+/// large events at a time.
 const MAX_PAGE: u32 = 5_000;
-const PAGE_BYTES: u64 = 4 << 20;
+const PAGE_BYTES: usize = 4 << 20;
 
 /// What a replay found.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -82,19 +82,9 @@ pub async fn shadow_replay(
     let domain = candidate.domain().to_string();
     let mut report = ReplayReport { complete: true, ..ReplayReport::default() };
     let mut current = Stream::default();
-    let mut after = (String::new(), 0u64);
-    let (mut read_events, mut read_bytes) = (0u64, 0u64);
-    loop {
-        let average = read_bytes.checked_div(read_events).map_or(u64::MAX, |a| a.max(1));
-        let page_size = (PAGE_BYTES / average).clamp(u64::from(MIN_PAGE), u64::from(MAX_PAGE)) as u32;
-        let page = events.read_domain(&domain, (&after.0, after.1), page_size).await?;
-        let exhausted = page.len() < page_size as usize;
-        if let Some(last) = page.last() {
-            after = (last.stream.clone(), last.version);
-        }
+    let mut pages = DomainPages::new(&domain, PAGE_BYTES);
+    while let Some(page) = pages.next(events).await? {
         for event in page {
-            let size = (event.data.len() + event.metadata.len()) as u64;
-            (read_events, read_bytes) = (read_events + 1, read_bytes + size);
             if current.name.as_deref().is_some_and(|name| name != event.stream) {
                 let stream = std::mem::take(&mut current);
                 if !check(candidate, stream, settings, started, &mut report).await {
@@ -104,15 +94,41 @@ pub async fn shadow_replay(
             }
             current.push(event, settings.max_stream_bytes);
         }
-        if exhausted {
-            break;
-        }
     }
     if current.name.is_some() {
         check(candidate, current, settings, started, &mut report).await;
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// A domain's events in (stream, version) order, one byte-bounded page at a time.
+struct DomainPages {
+    domain: String,
+    after: (String, u64),
+    max_bytes: usize,
+    done: bool,
+}
+
+impl DomainPages {
+    fn new(domain: &str, max_bytes: usize) -> Self {
+        Self { domain: domain.to_string(), after: (String::new(), 0), max_bytes, done: false }
+    }
+
+    /// The next page: at most `max_bytes` of events, or one larger event; `None` at the end.
+    async fn next(&mut self, events: &dyn EventStore) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let after = (self.after.0.as_str(), self.after.1);
+        let page = events.read_domain_page(&self.domain, after, MAX_PAGE, self.max_bytes).await?;
+        self.done = !page.more;
+        match page.events.last() {
+            Some(last) => self.after = (last.stream.clone(), last.version),
+            None => return Ok(None),
+        }
+        Ok(Some(page.events))
+    }
 }
 
 /// One stream's history as it is read, dropped once it passes the read bound.
@@ -226,5 +242,28 @@ mod tests {
         small.push(event("small", 2, 400), 1_000);
         assert!(!small.too_large);
         assert_eq!(small.history.len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn domain_pages_of_tiny_then_large_events_stay_within_their_bytes() {
+        use crate::store::pages_tests::{LARGE, Weighing, backends, tiny_then_large};
+        for (backend, store, _dir) in backends("replay_domain_pages").await {
+            tiny_then_large(store.as_ref(), "a-1", 20, 0).await;
+            tiny_then_large(store.as_ref(), "b-1", 0, 300).await;
+            let weighing = Weighing::new(store);
+            let page_bytes = 64 * 1024;
+            let mut pages = DomainPages::new("test", page_bytes);
+            let mut seen = Vec::new();
+            while let Some(page) = pages.next(&weighing).await.unwrap() {
+                let bytes: usize = page.iter().map(|e| e.data.len() + e.metadata.len()).sum();
+                assert!(bytes <= page_bytes + LARGE, "{backend}: a page of {bytes} bytes");
+                seen.extend(page.into_iter().map(|e| (e.stream, e.version)));
+            }
+            let largest = weighing.largest_call.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(largest <= page_bytes + LARGE, "{backend}: one read loaded {largest} bytes");
+            let expected: Vec<(String, u64)> =
+                (1..=20).map(|v| ("a-1".to_string(), v)).chain((1..=300).map(|v| ("b-1".to_string(), v))).collect();
+            assert_eq!(seen, expected, "{backend}: every event once, in order");
+        }
     }
 }

@@ -10,6 +10,9 @@ mod event_store_tests;
 pub mod leases;
 mod open;
 pub mod outbox;
+pub mod pages;
+#[cfg(test)]
+pub(crate) mod pages_tests;
 #[cfg(test)]
 mod parking_tests;
 pub mod plugins;
@@ -33,6 +36,7 @@ pub use self::event_rules::{Unstorable, UnstorableEvent};
 pub use self::leases::Leases;
 pub use self::open::Stores;
 pub use self::outbox::{NewOutboxMessage, Outbox, OutboxMessage, OutboxOutcome, OutboxRequest};
+pub use self::pages::EventPage;
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
 pub use self::queue::{Claim, CommandQueue, QueuedCommand};
 pub use self::read_models::{ReadModelTx, ReadModels};
@@ -219,10 +223,22 @@ pub trait EventStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// Up to `limit` events of a stream from `from_version`, stopping before the event that would
+    /// take the page past `max_bytes` of data and metadata (the first event always comes). Sized
+    /// in the database before any payload is loaded (see [`pages`]).
+    async fn read_stream_page(
+        &self,
+        domain: &str,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<EventPage, StoreError>;
+
     /// Like [`EventStore::read_stream`], but stops before the event that would take what it
     /// loaded past `max_bytes` (of data and metadata; the first event always comes): reads in
-    /// pages of a few MiB, sized by what the events so far weigh, so memory stays near
-    /// `max_bytes` however long the stream.
+    /// pages of at most a few MiB, each sized in the database before it is loaded, so what one
+    /// read holds stays within `max_bytes` plus one event however the stream's events grow.
     async fn read_stream_bounded(
         &self,
         domain: &str,
@@ -235,12 +251,10 @@ pub trait EventStore: Send + Sync + 'static {
         let mut bytes = 0usize;
         let mut next = from_version.max(1);
         while read.events.len() < limit as usize {
-            let average = if read.events.is_empty() { usize::MAX } else { (bytes / read.events.len()).max(1) };
-            let fits = (max_bytes.saturating_sub(bytes).min(PAGE_BYTES) / average).clamp(MIN_PAGE, MAX_PAGE);
-            let page = fits.min(limit as usize - read.events.len()) as u32;
-            let events = self.read_stream(domain, stream, next, page).await?;
-            let full = events.len() == page as usize;
-            for event in events {
+            let count = (limit as usize - read.events.len()).min(MAX_PAGE) as u32;
+            let page_bytes = max_bytes.saturating_sub(bytes).min(PAGE_BYTES);
+            let page = self.read_stream_page(domain, stream, next, count, page_bytes).await?;
+            for event in page.events {
                 let size = event.data.len() + event.metadata.len();
                 if !read.events.is_empty() && bytes + size > max_bytes {
                     read.cut = true;
@@ -250,7 +264,7 @@ pub trait EventStore: Send + Sync + 'static {
                 next = event.version + 1;
                 read.events.push(event);
             }
-            if !full {
+            if !page.more {
                 break;
             }
         }
@@ -266,6 +280,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// A domain's events in (stream, version) order, starting after `after` = (stream, version)
     /// (exclusive; `("", 0)` for the beginning), at most `limit`: one pass over every stream.
     async fn read_domain(&self, domain: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Like [`EventStore::read_domain`], but stops before the event that would take the page
+    /// past `max_bytes` (the first event always comes); sized before it is loaded (see [`pages`]).
+    async fn read_domain_page(
+        &self,
+        domain: &str,
+        after: (&str, u64),
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<EventPage, StoreError>;
 
     /// The response stored under an idempotency key, if any.
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
@@ -292,9 +316,8 @@ pub trait EventStore: Send + Sync + 'static {
     fn head(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
-/// Fewest and most events one page of [`EventStore::read_stream_bounded`] asks for, and the
-/// bytes it aims a page at (the driver holds a page twice while converting it).
-const MIN_PAGE: usize = 4;
+/// Most events one page of [`EventStore::read_stream_bounded`] asks for, and the most bytes of
+/// one page (the driver holds a page twice while converting it).
 const MAX_PAGE: usize = 1_000;
 const PAGE_BYTES: usize = 4 << 20;
 

@@ -212,6 +212,37 @@ pub struct SkippedEvent {
     pub by: String,
 }
 
+/// Why [`ReadModelTx::write_many`] failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The store refused a document for what it holds (PostgreSQL's data-exception or
+    /// integrity classes, 22 and 23; SQLite's constraint, type or size errors): the fault of the
+    /// data, which will be refused again however often it is retried. The transaction is spoilt.
+    #[error("the read-model store refused a document: {0}")]
+    Refused(String),
+    /// The store failed (I/O, database down, ...): worth retrying.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<WriteError> for StoreError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Refused(_) => StoreError(error.to_string()),
+            WriteError::Store(error) => error,
+        }
+    }
+}
+
+/// A write's error as [`WriteError::Refused`] when `refused` says the database refused the
+/// data, else as a store failure.
+pub(crate) fn write_error(error: sqlx::Error, refused: impl Fn(&dyn sqlx::error::DatabaseError) -> bool) -> WriteError {
+    match &error {
+        sqlx::Error::Database(db) if refused(db.as_ref()) => WriteError::Refused(db.message().to_string()),
+        _ => WriteError::Store(error.into()),
+    }
+}
+
 /// Documents of one transaction: the projector's (read-write) or a query's (a read snapshot).
 #[async_trait]
 pub trait ReadModelTx: Send {
@@ -219,6 +250,18 @@ pub trait ReadModelTx: Send {
     async fn get(&mut self, namespace: &str, collection: &str, id: &str) -> Result<Option<String>, StoreError>;
     /// Matching documents, one page.
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError>;
+    /// Like [`ReadModelTx::find`], over the collection as it would be with `overlay` written:
+    /// `(id, Some(body))` replaces or adds a document, `(id, None)` deletes one. Nothing is
+    /// written: the overlay stands in for the collection's rows within the one statement, so a
+    /// projector's find over its buffered writes runs on its read snapshot, not the writer.
+    /// [`WriteError::Refused`] when the store refuses an overlaid document or a filter value.
+    async fn find_overlaid(
+        &mut self,
+        namespace: &str,
+        collection: &str,
+        find: &Find,
+        overlay: &[(String, Option<String>)],
+    ) -> Result<Page, WriteError>;
     /// Creates or replaces a document.
     async fn upsert(&mut self, namespace: &str, collection: &str, id: &str, body: &str) -> Result<(), StoreError>;
     /// Deletes a document; true if it existed.
@@ -228,7 +271,7 @@ pub trait ReadModelTx: Send {
         &mut self,
         namespace: &str,
         writes: &[(String, String, Option<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         for (collection, id, body) in writes {
             match body {
                 Some(body) => self.upsert(namespace, collection, id, body).await?,

@@ -42,6 +42,7 @@ on_both_backends!(
     a_retired_or_dropped_generation_takes_no_checkpoint,
     write_many_upserts_and_deletes_in_one_call,
     write_many_last_write_to_a_document_wins,
+    write_many_names_a_document_the_store_refuses_as_refused,
     a_read_transaction_sees_one_snapshot,
     promoting_retires_the_active_generation_and_drops_the_one_before,
     generations_are_numbered_per_projection_and_record_their_plugin_version,
@@ -406,4 +407,25 @@ async fn postgres_dropping_a_generation_waits_for_its_runner_and_removes_its_doc
     assert!(body(&*models, NS, "late").await.is_none());
     let again = models.create_generation("shop", "orders", 1, "0.1.0", GenerationRole::Building).await.unwrap();
     assert_eq!(again.id.generation, row.id.generation + 1, "a dropped generation's number is never given again");
+}
+
+/// A refused document is the data's fault (`WriteError::Refused`, which the projection runner
+/// strikes against the event), not a store failure to retry forever.
+async fn write_many_names_a_document_the_store_refuses_as_refused(models: &dyn ReadModels) {
+    use super::read_models::WriteError;
+    let mut tx = models.write().await.unwrap();
+    let refused = tx.write_many(NS, &[("c".into(), "x".into(), Some("not json".into()))]).await;
+    assert!(matches!(refused, Err(WriteError::Refused(_))), "{refused:?}");
+}
+
+/// PostgreSQL's jsonb refuses a number beyond its numeric type (SQLSTATE 22003) that SQLite
+/// and the host's JSON check accept: refused, not a store failure.
+#[tokio::test]
+async fn postgres_refuses_a_number_jsonb_cannot_hold() {
+    use super::read_models::WriteError;
+    let Some(store) = pg_store("refuses_a_number").await else { return };
+    let models = PgReadModels::new(store.pool());
+    let mut tx = models.write().await.unwrap();
+    let odd = tx.write_many(NS, &[("c".into(), "x".into(), Some(r#"{"n":1e-20000}"#.into()))]).await;
+    assert!(matches!(&odd, Err(WriteError::Refused(m)) if m.contains("numeric")), "{odd:?}");
 }

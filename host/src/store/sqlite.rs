@@ -29,7 +29,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sqlite_writer::{WriteJob, Writer};
 use super::writer_health::WriterHealth;
-use super::{AppendBatch, AppendError, AppendResult, EventStore, IdempotencyRecord, LogSlice, StoreError, StoredEvent};
+use super::{
+    AppendBatch, AppendError, AppendResult, EventPage, EventStore, IdempotencyRecord, LogSlice, StoreError,
+    StoredEvent, pages,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -106,6 +109,45 @@ impl EventStore for SqliteStore {
         .fetch_all(&self.reads)
         .await?;
         Ok(rows.iter().map(stored_event).collect())
+    }
+
+    async fn read_stream_page(
+        &self,
+        domain: &str,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<EventPage, StoreError> {
+        let rows = sqlx::query(&pages::stream_page_sql(pages::Backend::Sqlite))
+            .bind(domain)
+            .bind(stream)
+            .bind(from_version as i64)
+            .bind(i64::from(limit))
+            .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+            .fetch_all(&self.reads)
+            .await?;
+        let total = rows.first().map(|row| row.get::<i64, _>(8));
+        Ok(pages::page(rows.iter().map(stored_event).collect(), total, limit))
+    }
+
+    async fn read_domain_page(
+        &self,
+        domain: &str,
+        after: (&str, u64),
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<EventPage, StoreError> {
+        let rows = sqlx::query(&pages::domain_page_sql(pages::Backend::Sqlite))
+            .bind(domain)
+            .bind(after.0)
+            .bind(after.1 as i64)
+            .bind(i64::from(limit))
+            .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+            .fetch_all(&self.reads)
+            .await?;
+        let total = rows.first().map(|row| row.get::<i64, _>(8));
+        Ok(pages::page(rows.iter().map(stored_event).collect(), total, limit))
     }
 
     async fn stream_head(&self, domain: &str, stream: &str) -> Result<u64, StoreError> {

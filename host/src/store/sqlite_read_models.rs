@@ -15,7 +15,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::read_models::{
     Checkpoint, Condition, Cursor, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow, Page, ReadModelTx,
-    ReadModels, SkippedEvent, last_writes,
+    ReadModels, SkippedEvent, WriteError, last_writes, write_error,
 };
 use super::{StoreError, now_micros};
 
@@ -236,9 +236,39 @@ impl ReadModelTx for SqliteTx {
     }
 
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
+        Ok(self.find_overlaid(namespace, collection, find, &[]).await?)
+    }
+
+    /// The overlay is a `documents` CTE that shadows the table for the statement: the
+    /// collection's stored rows but the overlaid ids, and the overlay's bodies (a JSON array of
+    /// `[id, body text or null]` pairs, read with `json_each`).
+    async fn find_overlaid(
+        &mut self,
+        namespace: &str,
+        collection: &str,
+        find: &Find,
+        overlay: &[(String, Option<String>)],
+    ) -> Result<Page, WriteError> {
         let sort_path = find.order.as_ref().map(|o| json_path(&o.path));
         let descending = find.order.as_ref().is_some_and(|o| o.descending);
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, body, ");
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        if !overlay.is_empty() {
+            let pairs = serde_json::to_string(overlay).map_err(|e| StoreError(format!("an overlay: {e}")))?;
+            q.push("WITH documents AS (SELECT namespace, collection, id, body FROM main.documents WHERE namespace = ")
+                .push_bind(namespace.to_string())
+                .push(" AND collection = ")
+                .push_bind(collection.to_string())
+                .push(" AND id NOT IN (SELECT value ->> 0 FROM json_each(")
+                .push_bind(pairs.clone())
+                .push(")) UNION ALL SELECT ")
+                .push_bind(namespace.to_string())
+                .push(", ")
+                .push_bind(collection.to_string())
+                .push(", value ->> 0, value ->> 1 FROM json_each(")
+                .push_bind(pairs)
+                .push(") WHERE value ->> 1 IS NOT NULL) ");
+        }
+        q.push("SELECT id, body, ");
         match &sort_path {
             Some(path) => q.push("json_extract(body, ").push_bind(path.clone()).push(")"),
             None => q.push("NULL"),
@@ -261,7 +291,7 @@ impl ReadModelTx for SqliteTx {
             None => q.push(format!(" ORDER BY id {dir}")),
         };
         q.push(" LIMIT ").push_bind(i64::from(find.limit) + 1);
-        let rows = q.build().fetch_all(&mut *self.0).await?;
+        let rows = q.build().fetch_all(&mut *self.0).await.map_err(|e| write_error(e, refused))?;
         let mut documents = Vec::with_capacity(rows.len());
         let mut last_sort = Value::Null;
         for row in rows.iter().take(find.limit as usize) {
@@ -293,7 +323,7 @@ impl ReadModelTx for SqliteTx {
         &mut self,
         namespace: &str,
         writes: &[(String, String, Option<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         // Only the last write to a document counts, so deletes and upserts can go separately.
         let mut upserts = Vec::new();
         for ((collection, id), body) in last_writes(writes) {
@@ -313,7 +343,7 @@ impl ReadModelTx for SqliteTx {
                     .push_bind(body.to_string());
             });
             insert.push(" ON CONFLICT (namespace, collection, id) DO UPDATE SET body = excluded.body");
-            insert.build().execute(&mut *self.0).await?;
+            insert.build().execute(&mut *self.0).await.map_err(|e| write_error(e, refused))?;
         }
         Ok(())
     }
@@ -503,4 +533,14 @@ fn sql_value(row: &sqlx::sqlite::SqliteRow, index: usize) -> Value {
         return Value::String(s);
     }
     Value::Null
+}
+
+/// SQLite refused the data itself: a constraint (`CHECK (json_valid(body))`, ...), a type
+/// mismatch, a value over its size limit, or JSON its functions cannot read.
+fn refused(error: &dyn sqlx::error::DatabaseError) -> bool {
+    const TOOBIG: i32 = 18;
+    const CONSTRAINT: i32 = 19;
+    const MISMATCH: i32 = 20;
+    let primary = error.code().and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff);
+    matches!(primary, Some(TOOBIG | CONSTRAINT | MISMATCH)) || error.message().contains("malformed JSON")
 }

@@ -30,6 +30,12 @@ async fn sloth() {
 }
 
 #[tokio::test]
+async fn sloth_precise() {
+    let host = TestHost::start(&[cairn_tests::SLOTH_PRECISE_COMPONENT]).await.unwrap();
+    host.command("sloth", "odd", json!({"id": "a"})).await.unwrap().expect(201);
+}
+
+#[tokio::test]
 async fn faulty() {
     let host = TestHost::start(&[FAULTY_COMPONENT]).await.unwrap();
     host.command("faulty", "record", json!({"id": 7})).await.unwrap().expect(201);

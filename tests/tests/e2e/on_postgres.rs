@@ -15,6 +15,8 @@ mod held_append;
 mod outage;
 #[path = "queue_takeover.rs"]
 mod queue_takeover;
+#[path = "refused_documents.rs"]
+mod refused_documents;
 #[path = "shutdown.rs"]
 mod shutdown;
 #[path = "write_path.rs"]

@@ -8,7 +8,7 @@ use crate::bindings::read_model::{
 };
 use crate::runtime::HostState;
 use crate::store::StoreError;
-use crate::store::read_models::{Condition, Cursor, Filter, Find, Order};
+use crate::store::read_models::{Condition, Cursor, Filter, Find, Order, WriteError};
 
 fn not_granted() -> ReadModelError {
     ReadModelError::NotGranted("only projectors (in `project`) and queries (in `run`) may use the read model".into())
@@ -210,23 +210,23 @@ impl ReadAccess {
         Ok(())
     }
 
-    /// One page of `collection`. Over buffered writes of that collection it runs in the writer
-    /// (writes sent first, rolled back after), else on the snapshot.
+    /// One page of `collection`, on the snapshot. Over buffered writes of that collection, the
+    /// store answers it as if they were written (its own filters, order and cursor over the
+    /// snapshot with those writes overlaid, see [`crate::store::ReadModelTx::find_overlaid`]),
+    /// which is exact: only this runner writes its namespace. The shared writer is never taken.
     fn find_page(&mut self, collection: &str, find: &Find) -> Result<crate::store::read_models::Page, ReadModelError> {
-        let writes = self.writes_in(collection);
+        let overlay = self.writes_in(collection);
         let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
         let result = block_on(&self.runtime, async {
-            if writes.is_empty() {
-                let tx = Self::snapshot(tx, models).await?;
-                return tx.find(namespace, collection, find).await;
-            }
-            let models = models.ok_or_else(|| StoreError("no writer".into()))?;
-            let mut writer = models.write().await?;
-            writer.write_many(namespace, &writes).await?;
-            writer.find(namespace, collection, find).await
-            // The writer is dropped here: rolled back, nothing of it stays.
+            let tx = Self::snapshot(tx, models).await?;
+            Ok(tx.find_overlaid(namespace, collection, find, &overlay).await)
         });
-        self.check(result)
+        // A document or value the store refuses is the plugin's data, not a store failure.
+        match self.check(result)? {
+            Ok(page) => Ok(page),
+            Err(WriteError::Refused(message)) => Err(invalid(format!("the read-model store refused it: {message}"))),
+            Err(WriteError::Store(error)) => self.check(Err(error)),
+        }
     }
 }
 
@@ -298,6 +298,10 @@ impl Host for HostState {
         Ok(value)
     }
 }
+
+#[cfg(test)]
+#[path = "overlay_tests.rs"]
+mod overlay_tests;
 
 #[cfg(test)]
 mod tests {

@@ -115,12 +115,14 @@ impl ReadAccess {
         writes
     }
 
-    /// The buffered writes of `collection`, for a `find` that must see them.
-    fn writes_in(&self, collection: &str) -> Vec<Write> {
-        if !self.dirty.keys().any(|(c, _)| c == collection) {
-            return Vec::new();
-        }
-        self.dirty.iter().map(|((c, id), body)| (c.clone(), id.clone(), body.clone())).collect()
+    /// The buffered writes of `collection` (only that collection's), `(id, body or None)`, for a
+    /// `find` that must see them.
+    fn writes_in(&self, collection: &str) -> Vec<(String, Option<String>)> {
+        self.dirty
+            .iter()
+            .filter(|((c, _), _)| c == collection)
+            .map(|((_, id), body)| (id.clone(), body.clone()))
+            .collect()
     }
 
     /// The snapshot, opened now if this is the call's first read.

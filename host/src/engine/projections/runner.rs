@@ -14,7 +14,7 @@ use crate::capabilities::event_store::recorded_event;
 use crate::capabilities::read_model::ReadAccess;
 use crate::runtime::Plugin;
 use crate::store::StoredEvent;
-use crate::store::read_models::Checkpoint;
+use crate::store::read_models::{Checkpoint, WriteError};
 
 /// Why a batch did not commit.
 struct Failure {
@@ -217,7 +217,12 @@ async fn apply(
         Ok(Ok(())) => {
             let writes = access.into_writes();
             let mut tx = projections.models.write().await.map_err(|e| store_failure(e.0))?;
-            tx.write_many(&namespace, &writes).await.map_err(|e| store_failure(e.0))?;
+            // A document the store refuses is the event's fault, like a trap: the batch is
+            // retried event by event and the event whose writes are refused alone is struck.
+            tx.write_many(&namespace, &writes).await.map_err(|e| match e {
+                WriteError::Refused(_) => Failure { message: e.to_string(), position: None, store: false },
+                WriteError::Store(e) => store_failure(e.0),
+            })?;
             commit_to(generation, tx, to).await.map_err(|e| store_failure(e.0))
         }
         Ok(Err(failure)) => Err(Failure { message: failure.message, position: failure.position, store: false }),

@@ -9,7 +9,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::PgStore;
 use crate::store::{
-    AppendBatch, AppendError, AppendResult, EventStore, IdempotencyRecord, LogSlice, StoreError, StoredEvent,
+    AppendBatch, AppendError, AppendResult, EventPage, EventStore, IdempotencyRecord, LogSlice, StoreError,
+    StoredEvent, pages,
 };
 
 const EVENT_COLUMNS: &str = "domain, stream, version, position, event_type, data, metadata, recorded_at";
@@ -34,6 +35,45 @@ impl EventStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(stored_event).collect())
+    }
+
+    async fn read_stream_page(
+        &self,
+        domain: &str,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<EventPage, StoreError> {
+        let rows = sqlx::query(&pages::stream_page_sql(pages::Backend::Postgres))
+            .bind(domain)
+            .bind(stream)
+            .bind(from_version as i64)
+            .bind(i64::from(limit))
+            .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let total = rows.first().map(|row| row.get::<i64, _>(8));
+        Ok(pages::page(rows.iter().map(stored_event).collect(), total, limit))
+    }
+
+    async fn read_domain_page(
+        &self,
+        domain: &str,
+        after: (&str, u64),
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<EventPage, StoreError> {
+        let rows = sqlx::query(&pages::domain_page_sql(pages::Backend::Postgres))
+            .bind(domain)
+            .bind(after.0)
+            .bind(after.1 as i64)
+            .bind(i64::from(limit))
+            .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let total = rows.first().map(|row| row.get::<i64, _>(8));
+        Ok(pages::page(rows.iter().map(stored_event).collect(), total, limit))
     }
 
     async fn stream_head(&self, domain: &str, stream: &str) -> Result<u64, StoreError> {

@@ -17,7 +17,7 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
 use crate::store::read_models::{
     Checkpoint, Condition, Cursor, DEFAULT_PAGE, FailedEvent, Find, GenerationId, GenerationRole, GenerationRow,
-    MAX_PAGE, Page, ReadModelTx, ReadModels, SkippedEvent, last_writes,
+    MAX_PAGE, Page, ReadModelTx, ReadModels, SkippedEvent, WriteError, last_writes, write_error,
 };
 use crate::store::{StoreError, now_micros};
 
@@ -251,6 +251,19 @@ impl ReadModelTx for PgTx {
     /// One statement: the filtered documents with their sort value `d.sort`, compared and
     /// ordered by [`sort_key`] and then by id.
     async fn find(&mut self, namespace: &str, collection: &str, find: &Find) -> Result<Page, StoreError> {
+        Ok(self.find_overlaid(namespace, collection, find, &[]).await?)
+    }
+
+    /// The overlay is a `documents` CTE that shadows the table for the statement (in a WITH
+    /// that is not RECURSIVE, the name inside it is still the table): the collection's stored
+    /// rows but the overlaid ids, and the overlay's bodies as jsonb.
+    async fn find_overlaid(
+        &mut self,
+        namespace: &str,
+        collection: &str,
+        find: &Find,
+        overlay: &[(String, Option<String>)],
+    ) -> Result<Page, WriteError> {
         let limit = match find.limit {
             0 => DEFAULT_PAGE,
             n => n.min(MAX_PAGE),
@@ -259,7 +272,27 @@ impl ReadModelTx for PgTx {
             Some(ref order) if order.descending => "DESC",
             _ => "ASC",
         };
-        let mut q = QueryBuilder::<Postgres>::new("SELECT d.id, d.body::text, d.sort::text FROM (SELECT id, body, ");
+        let mut q = QueryBuilder::<Postgres>::new("");
+        if !overlay.is_empty() {
+            let ids: Vec<&str> = overlay.iter().map(|(id, _)| id.as_str()).collect();
+            let bodies: Vec<Option<&str>> = overlay.iter().map(|(_, body)| body.as_deref()).collect();
+            q.push("WITH documents AS (SELECT namespace, collection, id, body FROM documents WHERE namespace = ")
+                .push_bind(namespace.to_string())
+                .push(" AND collection = ")
+                .push_bind(collection.to_string())
+                .push(" AND id <> ALL(")
+                .push_bind(ids.clone())
+                .push("::text[]) UNION ALL SELECT ")
+                .push_bind(namespace.to_string())
+                .push("::text, ")
+                .push_bind(collection.to_string())
+                .push("::text, w.i, w.b::jsonb FROM unnest(")
+                .push_bind(ids)
+                .push("::text[], ")
+                .push_bind(bodies)
+                .push("::text[]) AS w (i, b) WHERE w.b IS NOT NULL) ");
+        }
+        q.push("SELECT d.id, d.body::text, d.sort::text FROM (SELECT id, body, ");
         match &find.order {
             Some(order) => q.push("body #> ").push_bind(order.path.clone()).push("::text[]"),
             None => q.push("NULL::jsonb"),
@@ -282,12 +315,15 @@ impl ReadModelTx for PgTx {
         let suffix = format!(" {dir}");
         q.push(format!(" ORDER BY {}d.id COLLATE \"C\"{suffix} LIMIT ", key("d.sort", &suffix)));
         q.push_bind(i64::from(limit) + 1);
-        let rows = q.build().fetch_all(&mut *self.0).await?;
+        let rows = q.build().fetch_all(&mut *self.0).await.map_err(|e| write_error(e, refused))?;
         let mut documents = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last_sort = Value::Null;
         for row in rows.iter().take(limit as usize) {
-            documents.push((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
-            last_sort = match row.try_get::<Option<String>, _>(2)? {
+            documents.push((
+                row.try_get::<String, _>(0).map_err(StoreError::from)?,
+                row.try_get::<String, _>(1).map_err(StoreError::from)?,
+            ));
+            last_sort = match row.try_get::<Option<String>, _>(2).map_err(StoreError::from)? {
                 Some(text) => serde_json::from_str(&text).map_err(|e| StoreError(format!("a sort value: {e}")))?,
                 None => Value::Null,
             };
@@ -320,7 +356,7 @@ impl ReadModelTx for PgTx {
         &mut self,
         namespace: &str,
         writes: &[(String, String, Option<String>)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), WriteError> {
         let last = last_writes(writes);
         let (mut collections, mut ids, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
         let (mut gone_collections, mut gone_ids) = (Vec::new(), Vec::new());
@@ -348,7 +384,8 @@ impl ReadModelTx for PgTx {
             .bind(ids)
             .bind(bodies)
             .execute(&mut *self.0)
-            .await?;
+            .await
+            .map_err(|e| write_error(e, refused))?;
         }
         if !gone_ids.is_empty() {
             sqlx::query(
@@ -359,7 +396,8 @@ impl ReadModelTx for PgTx {
             .bind(gone_collections)
             .bind(gone_ids)
             .execute(&mut *self.0)
-            .await?;
+            .await
+            .map_err(|e| write_error(e, refused))?;
         }
         Ok(())
     }
@@ -522,4 +560,10 @@ fn sort_key(e: &str, suffix: &str) -> String {
          (CASE jsonb_typeof({e}) WHEN 'string' THEN {e} #>> '{{}}' WHEN 'array' THEN {e}::text \
          WHEN 'object' THEN {e}::text ELSE '' END) COLLATE \"C\"{suffix}, "
     )
+}
+
+/// PostgreSQL refused the data itself: SQLSTATE class 22 (data exception: a number jsonb cannot
+/// hold, an invalid escape, ...) or 23 (integrity constraint violation).
+fn refused(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().is_some_and(|code| code.len() == 5 && (code.starts_with("22") || code.starts_with("23")))
 }

@@ -4,7 +4,10 @@
 //!
 //! Commands (`id` names the task): `note` (one small document), `nap` (the projector sleeps
 //! `ms` on it, then writes its document), `flood` (the projector writes `count` documents of
-//! `kib` KiB in one call). Queries over the `tasks` projection: `task` (one document by `id`)
+//! `kib` KiB in one call), `odd` (the projector writes a document holding the number
+//! `1e-20000`: serde_json keeps its text only in the `precise-numbers` build, whose document
+//! PostgreSQL's jsonb refuses, "value overflows numeric format"; the plain build writes `0.0`).
+//! Queries over the `tasks` projection: `task` (one document by `id`)
 //! and `nap` (sleeps `ms`, then answers like `task`).
 
 use std::time::Duration;
@@ -42,6 +45,8 @@ pub enum TaskCommand {
         /// Each this many KiB.
         kib: u32,
     },
+    /// Makes the projector write a number PostgreSQL cannot hold (in the `precise-numbers` build).
+    Odd {},
 }
 
 /// Events.
@@ -62,6 +67,8 @@ pub enum TaskEvent {
         /// KiB each.
         kib: u32,
     },
+    /// An odd number to write.
+    Odd {},
 }
 
 /// State: nothing worth keeping.
@@ -74,8 +81,9 @@ impl Aggregate for Task {
         CommandSpec::new("note", IdSource::Field("id"), "A small document."),
         CommandSpec::new("nap", IdSource::Field("id"), "The projector sleeps `ms`."),
         CommandSpec::new("flood", IdSource::Field("id"), "The projector writes `count` documents of `kib` KiB."),
+        CommandSpec::new("odd", IdSource::Field("id"), "The projector writes the number 1e-20000."),
     ];
-    const EVENT_TYPES: &'static [&'static str] = &["Noted", "Napped", "Flooded"];
+    const EVENT_TYPES: &'static [&'static str] = &["Noted", "Napped", "Flooded", "Odd"];
     type Command = TaskCommand;
     type Event = TaskEvent;
 
@@ -86,6 +94,7 @@ impl Aggregate for Task {
             TaskCommand::Note {} => TaskEvent::Noted {},
             TaskCommand::Nap { ms } => TaskEvent::Napped { ms },
             TaskCommand::Flood { count, kib } => TaskEvent::Flooded { count, kib },
+            TaskCommand::Odd {} => TaskEvent::Odd {},
         }])
     }
 }
@@ -115,6 +124,11 @@ impl Projector for Tasks {
                     model.upsert("filler", &format!("{id}-{n}"), &json!({ "filler": filler }))?;
                 }
                 "flood"
+            }
+            TaskEvent::Odd {} => {
+                let odd: Value = serde_json::from_str("1e-20000").unwrap_or(Value::Null);
+                model.upsert("tasks", id, &json!({ "id": id, "kind": "odd", "odd": odd }))?;
+                return Ok(());
             }
         };
         model.upsert("tasks", id, &json!({ "id": id, "kind": kind }))?;
