@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod pages;
 #[cfg(test)]
 pub(crate) mod pages_tests;
+mod parking_rows;
 #[cfg(test)]
 mod parking_tests;
 pub mod plugins;

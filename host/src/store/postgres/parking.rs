@@ -3,10 +3,10 @@
 //! Parks, unparks and skips notify the other hosts (as a generation change), which follow them
 //! at once (at the latest at their next look, every 250 ms).
 
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, parking_rows};
 
 /// Tells the hosts following the generations (see `read_models::notify`).
 async fn notify<'e>(executor: impl sqlx::PgExecutor<'e>, domain: &str) -> Result<(), StoreError> {
@@ -15,16 +15,6 @@ async fn notify<'e>(executor: impl sqlx::PgExecutor<'e>, domain: &str) -> Result
     Ok(())
 }
 use crate::store::read_models::{FailedEvent, GenerationId, SkippedEvent};
-
-fn failed(row: &PgRow, from: usize) -> FailedEvent {
-    FailedEvent {
-        position: row.get::<i64, _>(from) as u64,
-        stream: row.get(from + 1),
-        event_type: row.get(from + 2),
-        error: row.get(from + 3),
-        at_micros: row.get(from + 4),
-    }
-}
 
 pub(super) async fn park(pool: &PgPool, id: &GenerationId, event: &FailedEvent) -> Result<(), StoreError> {
     sqlx::query(
@@ -47,31 +37,13 @@ pub(super) async fn park(pool: &PgPool, id: &GenerationId, event: &FailedEvent) 
 }
 
 pub(super) async fn unpark(pool: &PgPool, id: &GenerationId) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM projection_parked WHERE domain = $1 AND name = $2 AND generation = $3")
-        .bind(&id.domain)
-        .bind(&id.name)
-        .bind(id.generation as i64)
-        .execute(pool)
-        .await?;
+    sqlx::query(parking_rows::UNPARK).bind(&id.domain).bind(&id.name).bind(id.generation as i64).execute(pool).await?;
     notify(pool, &id.domain).await
 }
 
 pub(super) async fn parked(pool: &PgPool) -> Result<Vec<(GenerationId, FailedEvent)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT p.domain, p.name, p.generation, p.position, p.stream, p.event_type, p.error, p.at \
-         FROM projection_parked p JOIN projection_generations g \
-         ON g.domain = p.domain AND g.name = p.name AND g.generation = p.generation \
-         ORDER BY p.domain, p.name, p.generation",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let id = GenerationId { domain: row.get(0), name: row.get(1), generation: row.get::<i64, _>(2) as u64 };
-            (id, failed(row, 3))
-        })
-        .collect())
+    let rows = sqlx::query(parking_rows::PARKED).fetch_all(pool).await?;
+    Ok(rows.iter().map(parking_rows::parked).collect())
 }
 
 pub(super) async fn skipped(
@@ -80,19 +52,9 @@ pub(super) async fn skipped(
     name: &str,
     limit: u32,
 ) -> Result<Vec<SkippedEvent>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT generation, position, stream, event_type, error, at, skipped_by FROM projection_skipped \
-         WHERE domain = $1 AND name = $2 ORDER BY at, generation, position LIMIT $3",
-    )
-    .bind(domain)
-    .bind(name)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| SkippedEvent { generation: row.get::<i64, _>(0) as u64, event: failed(row, 1), by: row.get(6) })
-        .collect())
+    let rows =
+        sqlx::query(parking_rows::SKIPPED).bind(domain).bind(name).bind(i64::from(limit)).fetch_all(pool).await?;
+    Ok(rows.iter().map(parking_rows::skipped).collect())
 }
 
 pub(super) async fn record_skip(
@@ -116,7 +78,7 @@ pub(super) async fn record_skip(
     .bind(event.at_micros)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM projection_parked WHERE domain = $1 AND name = $2 AND generation = $3")
+    sqlx::query(parking_rows::UNPARK)
         .bind(&id.domain)
         .bind(&id.name)
         .bind(id.generation as i64)
