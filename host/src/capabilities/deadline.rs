@@ -79,6 +79,15 @@ pub fn block_on<F: Future>(runtime: &tokio::runtime::Handle, future: F) -> Resul
     }
 }
 
+/// [`block_on`] for a store call: a cut wait is a store error naming the deadline (the call then
+/// fails as a deadline fault, whatever the guest makes of the error it got).
+pub fn block_on_store<T>(
+    runtime: &tokio::runtime::Handle,
+    future: impl Future<Output = Result<T, crate::store::StoreError>>,
+) -> Result<T, crate::store::StoreError> {
+    block_on(runtime, future).unwrap_or_else(|overrun| Err(crate::store::StoreError(overrun.to_string())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

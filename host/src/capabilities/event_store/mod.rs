@@ -163,11 +163,10 @@ impl UnitOfWork {
     /// Stored events of `stream` (at most `max`, and at most the read bound's bytes), then what
     /// earlier commands of the batch appended to it.
     fn stored(&mut self, stream: &str, from: u64, max: u32) -> Result<Vec<StoredEvent>, String> {
-        let read = crate::capabilities::deadline::block_on(
+        let read = crate::capabilities::deadline::block_on_store(
             &self.runtime,
             self.store.read_stream_bounded(&self.domain, stream, from, max, self.max_read_bytes),
         )
-        .map_err(|overrun| overrun.to_string())?
         .map_err(|e| e.0)?;
         let mut events = read.events;
         if read.cut && self.read_cut.is_none() {
@@ -195,8 +194,7 @@ impl UnitOfWork {
     /// without loading its events.
     fn head(&mut self, stream: &str) -> Result<u64, String> {
         let stored =
-            crate::capabilities::deadline::block_on(&self.runtime, self.store.stream_head(&self.domain, stream))
-                .map_err(|overrun| overrun.to_string())?
+            crate::capabilities::deadline::block_on_store(&self.runtime, self.store.stream_head(&self.domain, stream))
                 .map_err(|e| e.0)?;
         let prior =
             self.prior.iter().find(|a| a.stream == stream).map_or(0, |a| a.first_version + a.events.len() as u64 - 1);

@@ -6,6 +6,7 @@ use super::{MAX_ANY_OF, MAX_DOCUMENT_BYTES, MAX_FILTERS, ReadAccess, page_size};
 use crate::bindings::read_model::{
     Condition as WitCondition, Direction, Document, FindRequest, Host, Page, ReadModelError,
 };
+use crate::capabilities::deadline::block_on_store;
 use crate::runtime::HostState;
 use crate::store::StoreError;
 use crate::store::read_models::{Condition, Cursor, Filter, Find, Order, WriteError};
@@ -173,7 +174,7 @@ impl ReadAccess {
             return Ok(known.clone());
         }
         let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
-        let result = block_on(&self.runtime, async {
+        let result = block_on_store(&self.runtime, async {
             let tx = Self::snapshot(tx, models).await?;
             tx.get(namespace, collection, id).await
         });
@@ -217,7 +218,7 @@ impl ReadAccess {
     fn find_page(&mut self, collection: &str, find: &Find) -> Result<crate::store::read_models::Page, ReadModelError> {
         let overlay = self.writes_in(collection);
         let (tx, models, namespace) = (&mut self.tx, self.models.as_ref(), &self.namespace);
-        let result = block_on(&self.runtime, async {
+        let result = block_on_store(&self.runtime, async {
             let tx = Self::snapshot(tx, models).await?;
             Ok(tx.find_overlaid(namespace, collection, find, &overlay).await)
         });
@@ -228,16 +229,6 @@ impl ReadAccess {
             Err(WriteError::Store(error)) => self.check(Err(error)),
         }
     }
-}
-
-/// A store call cut at the plugin call's deadline (then `unavailable`; the call fails as a
-/// deadline fault whatever the guest does next).
-fn block_on<T>(
-    runtime: &tokio::runtime::Handle,
-    future: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    crate::capabilities::deadline::block_on(runtime, future)
-        .unwrap_or_else(|overrun| Err(StoreError(overrun.to_string())))
 }
 
 impl Host for HostState {
