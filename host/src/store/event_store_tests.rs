@@ -142,10 +142,10 @@ async fn a_domain_reads_in_one_keyset_paginated_pass(store: Arc<dyn EventStore>)
     let mut other = append("a", ExpectedVersion::NoStream, vec![event(4)]);
     other.domain = "elsewhere".into();
     store.append(batch(vec![other])).await.unwrap();
-    let first = store.read_domain("test", ("", 0), 2).await.unwrap();
+    let first = store.read_domain_page("test", ("", 0), 2, usize::MAX).await.unwrap().events;
     let keys: Vec<(String, u64)> = first.iter().map(|e| (e.stream.clone(), e.version)).collect();
     assert_eq!(keys, [("a".to_string(), 1), ("a".to_string(), 2)]);
-    let rest = store.read_domain("test", ("a", 2), 10).await.unwrap();
+    let rest = store.read_domain_page("test", ("a", 2), 10, usize::MAX).await.unwrap().events;
     assert_eq!(rest.iter().map(|e| (e.stream.as_str(), e.version)).collect::<Vec<_>>(), [("b", 1)]);
 }
 

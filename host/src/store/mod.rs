@@ -279,11 +279,9 @@ pub trait EventStore: Send + Sync + 'static {
     async fn append(&self, batch: AppendBatch) -> Result<AppendResult, AppendError>;
 
     /// A domain's events in (stream, version) order, starting after `after` = (stream, version)
-    /// (exclusive; `("", 0)` for the beginning), at most `limit`: one pass over every stream.
-    async fn read_domain(&self, domain: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError>;
-
-    /// Like [`EventStore::read_domain`], but stops before the event that would take the page
-    /// past `max_bytes` (the first event always comes); sized before it is loaded (see [`pages`]).
+    /// (exclusive; `("", 0)` for the beginning), at most `limit`: one pass over every stream. It
+    /// stops before the event that would take the page past `max_bytes` (the first event always
+    /// comes); sized before it is loaded (see [`pages`]).
     async fn read_domain_page(
         &self,
         domain: &str,

@@ -62,12 +62,6 @@ impl EventStore for Weighing {
         self.inner.append(batch).await
     }
 
-    async fn read_domain(&self, d: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let events = self.inner.read_domain(d, after, limit).await?;
-        self.weigh(&events);
-        Ok(events)
-    }
-
     async fn read_domain_page(
         &self,
         d: &str,

@@ -167,20 +167,6 @@ impl EventStore for SqliteStore {
         answer.await.map_err(|_| gone())?
     }
 
-    async fn read_domain(&self, domain: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT domain, stream, version, position, event_type, data, metadata, recorded_at FROM events \
-             WHERE domain = ? AND (stream, version) > (?, ?) ORDER BY stream, version LIMIT ?",
-        )
-        .bind(domain)
-        .bind(after.0)
-        .bind(after.1 as i64)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reads)
-        .await?;
-        Ok(rows.iter().map(stored_event).collect())
-    }
-
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(idempotency_lookup(&self.reads, scope, key).await?)
     }

@@ -94,20 +94,6 @@ impl EventStore for PgStore {
         answer.await.map_err(|_| gone())?
     }
 
-    async fn read_domain(&self, domain: &str, after: (&str, u64), limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE domain = $1 AND (stream, version) > ($2, $3) \
-             ORDER BY stream, version LIMIT $4"
-        ))
-        .bind(domain)
-        .bind(after.0)
-        .bind(after.1 as i64)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(stored_event).collect())
-    }
-
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut found = idempotency_lookup(&self.pool, &[(scope.to_string(), key.to_string())]).await?;
         Ok(found.pop())
