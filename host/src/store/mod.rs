@@ -2,7 +2,8 @@
 //! backend sits behind it (SQLite now, PostgreSQL next) is chosen once at start.
 //!
 //! An append is a **unit of work**: one or more streams, each with an expected version, plus an
-//! optional idempotency record, committed atomically or not at all.
+//! optional idempotency record, outbox messages and aggregate [`snapshots`], committed atomically
+//! or not at all.
 
 pub mod event_rules;
 #[cfg(test)]
@@ -22,12 +23,14 @@ pub mod queue;
 pub mod read_models;
 #[cfg(test)]
 mod read_models_tests;
+pub mod snapshots;
 pub mod sqlite;
 mod sqlite_outbox;
 mod sqlite_parking;
 mod sqlite_plugins;
 mod sqlite_queue;
 pub mod sqlite_read_models;
+mod sqlite_snapshots;
 mod sqlite_writer;
 mod writer_health;
 
@@ -41,6 +44,7 @@ pub use self::pages::EventPage;
 pub use self::plugins::{Activation, PluginStore, PluginStoreError, PluginVersion, SaveOutcome};
 pub use self::queue::{Claim, CommandQueue, QueuedCommand};
 pub use self::read_models::{ReadModelTx, ReadModels};
+pub use self::snapshots::Snapshot;
 
 /// What an appender expects a stream's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +115,8 @@ pub struct AppendBatch {
     pub idempotency: Option<IdempotencyRecord>,
     /// Gateway calls to make once this commits (the transactional outbox).
     pub outbox: Vec<outbox::NewOutboxMessage>,
+    /// Snapshots written in the same transaction as the events (only if they commit).
+    pub snapshots: Vec<Snapshot>,
 }
 
 impl AppendBatch {
@@ -119,7 +125,8 @@ impl AppendBatch {
         if self.streams.is_empty() || self.streams.iter().any(|s| s.events.is_empty()) {
             return Err(AppendError::Invalid("a unit of work needs at least one event per stream".into()));
         }
-        event_rules::check_unit(&self.streams).map_err(AppendError::Unstorable)
+        event_rules::check_unit(&self.streams).map_err(AppendError::Unstorable)?;
+        snapshots::check_unit(self)
     }
 }
 
@@ -293,6 +300,21 @@ pub trait EventStore: Send + Sync + 'static {
     /// The response stored under an idempotency key, if any.
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
 
+    /// The newest snapshot of `stream` folded by `digest` whose version is at most `at_most`, if
+    /// any (see [`snapshots`]).
+    async fn load_snapshot(
+        &self,
+        domain: &str,
+        stream: &str,
+        digest: &str,
+        at_most: u64,
+    ) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Stores snapshots outside any unit of work (shadow replay of a new plugin version writes
+    /// them ahead of its activation). A snapshot whose (domain, stream, digest, version) is
+    /// already stored is left as it is.
+    async fn save_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), StoreError>;
+
     /// Fails unless the database answers and its migrations are applied.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
@@ -380,6 +402,7 @@ pub(crate) fn place(
         position += count;
         heads.insert(id, actual + count);
     }
+    snapshots::check_placed(batch, &heads)?;
     Ok((streams, heads))
 }
 

@@ -78,6 +78,20 @@ impl EventStore for Weighing {
         self.inner.idempotency_record(scope, key).await
     }
 
+    async fn load_snapshot(
+        &self,
+        d: &str,
+        s: &str,
+        digest: &str,
+        at_most: u64,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(d, s, digest, at_most).await
+    }
+
+    async fn save_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), StoreError> {
+        self.inner.save_snapshots(snapshots).await
+    }
+
     async fn check_ready(&self) -> Result<(), StoreError> {
         self.inner.check_ready().await
     }

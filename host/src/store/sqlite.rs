@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::sqlite_writer::{WriteJob, Writer};
 use super::writer_health::WriterHealth;
 use super::{
-    AppendBatch, AppendError, AppendResult, EventPage, EventStore, IdempotencyRecord, LogSlice, StoreError,
-    StoredEvent, pages,
+    AppendBatch, AppendError, AppendResult, EventPage, EventStore, IdempotencyRecord, LogSlice, Snapshot, StoreError,
+    StoredEvent, pages, snapshots, sqlite_snapshots,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -39,7 +39,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// SQLite event store over a data directory.
 pub struct SqliteStore {
     pub(super) reads: SqlitePool,
-    /// One writable connection for the rare registry writes (plugins, activations).
+    /// One writable connection for the rare registry writes (plugins, activations) and the
+    /// snapshots saved outside any unit of work.
     pub(super) admin: SqlitePool,
     writer: mpsc::Sender<WriteJob>,
     head: watch::Receiver<u64>,
@@ -169,6 +170,27 @@ impl EventStore for SqliteStore {
 
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(idempotency_lookup(&self.reads, scope, key).await?)
+    }
+
+    async fn load_snapshot(
+        &self,
+        domain: &str,
+        stream: &str,
+        digest: &str,
+        at_most: u64,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(snapshots::LOAD)
+            .bind(domain)
+            .bind(stream)
+            .bind(digest)
+            .bind(snapshots::sql_version(at_most))
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(row.map(|row| snapshots::loaded(&row, domain, stream, digest)))
+    }
+
+    async fn save_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), StoreError> {
+        sqlite_snapshots::save(&self.admin, &snapshots).await
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {

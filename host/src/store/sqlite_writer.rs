@@ -1,7 +1,8 @@
 //! The SQLite writer task: the only writer of the database. It **group-commits**: the appends
 //! waiting when a transaction starts are checked one by one (expected versions, idempotency
 //! keys) and the accepted ones are written with multi-row INSERTs in a single `BEGIN IMMEDIATE`
-//! transaction, so one fsync serves many commands.
+//! transaction, so one fsync serves many commands. The snapshots of the accepted units ride in
+//! the same transaction (see [`super::snapshots`]).
 //!
 //! A failed group commit is retried unit by unit, so only the unit the database refuses gets
 //! the error; after any failure the writer discards its connection (SQLite may have rolled the
@@ -17,6 +18,7 @@ use sqlx::{Connection, QueryBuilder, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::sqlite::idempotency_lookup;
+use super::sqlite_snapshots;
 use super::writer_health::{self, Next, WriterHealth};
 use super::{
     AppendBatch, AppendError, AppendResult, AppendedStream, IdempotencyRecord, StoreError, StreamId, now_micros, place,
@@ -282,7 +284,8 @@ fn fail(jobs: Vec<WriteJob>, planned: Vec<Planned>, error: StoreError) -> (Vec<P
     (planned, error)
 }
 
-/// Writes the accepted events with multi-row INSERTs, then their idempotency records.
+/// Writes the accepted events and their snapshots with multi-row INSERTs, then their outbox
+/// messages and idempotency records.
 async fn write_rows(tx: &mut SqliteConnection, planned: &[Planned], recorded_at: i64) -> Result<(), sqlx::Error> {
     struct Row<'a> {
         position: u64,
@@ -321,6 +324,9 @@ async fn write_rows(tx: &mut SqliteConnection, planned: &[Planned], recorded_at:
         });
         insert.build().execute(&mut *tx).await?;
     }
+    // No statement at all for a group without snapshots (most of them).
+    let snapshots = planned.iter().flat_map(|p| &p.job.batch.snapshots);
+    sqlite_snapshots::insert(&mut *tx, snapshots, recorded_at).await?;
     for message in planned.iter().flat_map(|p| &p.job.batch.outbox) {
         let request = serde_json::to_string(&message.request).unwrap_or_default();
         sqlx::query(

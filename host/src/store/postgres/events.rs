@@ -9,8 +9,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::PgStore;
 use crate::store::{
-    AppendBatch, AppendError, AppendResult, EventPage, EventStore, IdempotencyRecord, LogSlice, StoreError,
-    StoredEvent, pages,
+    AppendBatch, AppendError, AppendResult, EventPage, EventStore, IdempotencyRecord, LogSlice, Snapshot, StoreError,
+    StoredEvent, pages, snapshots,
 };
 
 const EVENT_COLUMNS: &str = "domain, stream, version, position, event_type, data, metadata, recorded_at";
@@ -97,6 +97,27 @@ impl EventStore for PgStore {
     async fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let mut found = idempotency_lookup(&self.pool, &[(scope.to_string(), key.to_string())]).await?;
         Ok(found.pop())
+    }
+
+    async fn load_snapshot(
+        &self,
+        domain: &str,
+        stream: &str,
+        digest: &str,
+        at_most: u64,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let row = sqlx::query(snapshots::LOAD)
+            .bind(domain)
+            .bind(stream)
+            .bind(digest)
+            .bind(snapshots::sql_version(at_most))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| snapshots::loaded(&row, domain, stream, digest)))
+    }
+
+    async fn save_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), StoreError> {
+        super::snapshots::save(&self.pool, &snapshots).await
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {

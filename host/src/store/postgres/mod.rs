@@ -41,6 +41,7 @@ mod queue_tests;
 pub mod read_models;
 #[cfg(test)]
 mod registry_tests;
+mod snapshots;
 #[cfg(test)]
 pub(crate) mod testing;
 mod writer;

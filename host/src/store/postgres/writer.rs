@@ -4,7 +4,8 @@
 //! refused unit gets the error (an unknown outcome, such as a connection lost at `COMMIT`, is
 //! never retried: that could write a unit twice); the pool rolls a failed transaction back (or drops its connection),
 //! so the writer recovers by itself once the database can commit again, and its health feeds
-//! `/readyz` (see `writer_health`).
+//! `/readyz` (see `writer_health`). A unit's snapshots are written by the statement that writes
+//! its events (see `crate::store::snapshots`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,6 +14,7 @@ use sqlx::{PgConnection, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::idempotency_lookup;
+use super::snapshots::SnapshotColumns;
 use crate::store::writer_health::{self, Next, WriterHealth};
 use crate::store::{
     AppendBatch, AppendError, AppendResult, AppendedStream, IdempotencyRecord, Placement, StoreError, StreamId,
@@ -251,9 +253,37 @@ fn plan(
     place(batch, |id| versions.get(id).copied().unwrap_or_default(), first_position)
 }
 
-/// Writes the accepted events, outbox messages and idempotency records: one statement each,
-/// whatever the number of rows (arrays through `unnest`). The events' statement also moves the
-/// head to `last` and notifies the other hosts: fewer round trips while the head is locked.
+/// The statement writing a group's events (`$1..$8`), moving the head to `$9` and notifying the
+/// other hosts; with `$snapshots`, a part writing snapshots too.
+macro_rules! write_events {
+    ($snapshots:literal) => {
+        concat!(
+            "WITH written AS (INSERT INTO events (position, domain, stream, version, event_type, data, metadata, \
+                recorded_at) SELECT p, d, s, v, t, da, m, $8 FROM unnest($1::bigint[], $2::text[], $3::text[], \
+                $4::bigint[], $5::text[], $6::text[], $7::text[]) AS r(p, d, s, v, t, da, m)), ",
+            $snapshots,
+            "moved AS (UPDATE event_log_head SET position = $9) \
+             SELECT pg_notify('cairn_events', $9::text)"
+        )
+    };
+}
+
+/// A group's events, without snapshots (most groups).
+const WRITE_EVENTS: &str = write_events!("");
+
+/// A group's events and their snapshots (`$10..$14`, see [`SnapshotColumns`]): one statement
+/// still, so snapshots add no round trip while the head is locked. A snapshot already stored is
+/// left as it is.
+const WRITE_EVENTS_AND_SNAPSHOTS: &str = write_events!(
+    "snapped AS (INSERT INTO snapshots (domain, stream, digest, version, state, created_at) \
+        SELECT d, s, g, v, st, $8 FROM unnest($10::text[], $11::text[], $12::text[], $13::bigint[], \
+        $14::text[]) AS n(d, s, g, v, st) ON CONFLICT (domain, stream, digest, version) DO NOTHING), "
+);
+
+/// Writes the accepted events (and their snapshots), outbox messages and idempotency records:
+/// one statement each, whatever the number of rows (arrays through `unnest`). The events'
+/// statement also writes the snapshots, moves the head to `last` and notifies the other hosts:
+/// fewer round trips while the head is locked.
 async fn write_rows(
     tx: &mut PgConnection,
     accepted: &[(&AppendBatch, Vec<AppendedStream>)],
@@ -274,24 +304,27 @@ async fn write_rows(
             }
         }
     }
-    sqlx::query(
-        "WITH written AS (INSERT INTO events (position, domain, stream, version, event_type, data, metadata, \
-            recorded_at) SELECT p, d, s, v, t, da, m, $8 FROM unnest($1::bigint[], $2::text[], $3::text[], \
-            $4::bigint[], $5::text[], $6::text[], $7::text[]) AS r(p, d, s, v, t, da, m)), \
-         moved AS (UPDATE event_log_head SET position = $9) \
-         SELECT pg_notify('cairn_events', $9::text)",
-    )
-    .bind(&events.position)
-    .bind(&events.domain)
-    .bind(&events.stream)
-    .bind(&events.version)
-    .bind(&events.event_type)
-    .bind(&events.data)
-    .bind(&events.metadata)
-    .bind(recorded_at)
-    .bind(last as i64)
-    .execute(&mut *tx)
-    .await?;
+    let snapshots = SnapshotColumns::of(accepted.iter().flat_map(|(b, _)| &b.snapshots));
+    let statement = if snapshots.is_empty() { WRITE_EVENTS } else { WRITE_EVENTS_AND_SNAPSHOTS };
+    let mut query = sqlx::query(statement)
+        .bind(&events.position)
+        .bind(&events.domain)
+        .bind(&events.stream)
+        .bind(&events.version)
+        .bind(&events.event_type)
+        .bind(&events.data)
+        .bind(&events.metadata)
+        .bind(recorded_at)
+        .bind(last as i64);
+    if !snapshots.is_empty() {
+        query = query
+            .bind(&snapshots.domain)
+            .bind(&snapshots.stream)
+            .bind(&snapshots.digest)
+            .bind(&snapshots.version)
+            .bind(&snapshots.state);
+    }
+    query.execute(&mut *tx).await?;
     let messages: Vec<_> = accepted.iter().flat_map(|(b, _)| &b.outbox).collect();
     if !messages.is_empty() {
         let requests: Vec<String> =
