@@ -29,6 +29,7 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+pub(super) use on_both_backends;
 
 on_both_backends!(
     appends_assign_contiguous_versions_and_positions,
@@ -43,16 +44,27 @@ on_both_backends!(
     bounded_reads_stop_at_the_byte_bound,
 );
 
-fn event(n: u32) -> EventToAppend {
+pub(super) fn event(n: u32) -> EventToAppend {
     EventToAppend { event_type: "Happened".into(), data: format!("{{\"n\":{n}}}"), metadata: "{}".into() }
 }
 
-fn append(stream: &str, expected: ExpectedVersion, events: Vec<EventToAppend>) -> StreamAppend {
+pub(super) fn append(stream: &str, expected: ExpectedVersion, events: Vec<EventToAppend>) -> StreamAppend {
     StreamAppend { domain: "test".into(), stream: stream.into(), expected, events }
 }
 
-fn batch(streams: Vec<StreamAppend>) -> AppendBatch {
+pub(super) fn batch(streams: Vec<StreamAppend>) -> AppendBatch {
     AppendBatch { streams, ..AppendBatch::default() }
+}
+
+/// A stored response (201, `{}`) under `key` in the domain `test`.
+pub(super) fn idempotency_record(key: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        scope: "test".into(),
+        key: key.into(),
+        request_hash: "h".into(),
+        status: 201,
+        response: "{}".into(),
+    }
 }
 
 async fn appends_assign_contiguous_versions_and_positions(store: Arc<dyn EventStore>) {
@@ -87,13 +99,7 @@ async fn a_wrong_expected_version_writes_nothing_in_any_stream(store: Arc<dyn Ev
 }
 
 async fn an_idempotency_key_is_stored_once_with_its_events(store: Arc<dyn EventStore>) {
-    let record = IdempotencyRecord {
-        scope: "test".into(),
-        key: "k".into(),
-        request_hash: "h".into(),
-        status: 201,
-        response: "{}".into(),
-    };
+    let record = idempotency_record("k");
     let with_key = |stream: &str| AppendBatch {
         streams: vec![append(stream, ExpectedVersion::Any, vec![event(1)])],
         idempotency: Some(record.clone()),
@@ -128,7 +134,7 @@ async fn empty_units_of_work_are_refused(store: Arc<dyn EventStore>) {
     store.check_ready().await.unwrap();
 }
 
-async fn futures_like_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+pub(super) async fn futures_like_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::new();
     for handle in handles.collect::<Vec<_>>() {
         out.push(handle.await.unwrap());
@@ -196,16 +202,9 @@ async fn a_held_append_is_read_in_order_once_on_postgres() {
     let held = {
         let store = first.clone();
         tokio::spawn(async move {
-            let record = IdempotencyRecord {
-                scope: "test".into(),
-                key: "held".into(),
-                request_hash: "h".into(),
-                status: 201,
-                response: "{}".into(),
-            };
             let unit = AppendBatch {
                 streams: vec![append("held", ExpectedVersion::Any, vec![event(1)])],
-                idempotency: Some(record),
+                idempotency: Some(idempotency_record("held")),
                 ..AppendBatch::default()
             };
             store.append(unit).await
@@ -251,7 +250,7 @@ async fn a_held_append_is_read_in_order_once_on_postgres() {
 }
 
 /// A unit of work whose outbox message reuses a stored id: the database refuses it at commit.
-fn with_outbox(stream: &str, id: &str) -> AppendBatch {
+pub(super) fn with_outbox(stream: &str, id: &str) -> AppendBatch {
     let message = NewOutboxMessage {
         id: id.into(),
         domain: "test".into(),

@@ -24,6 +24,8 @@ pub mod read_models;
 #[cfg(test)]
 mod read_models_tests;
 pub mod snapshots;
+#[cfg(test)]
+mod snapshots_tests;
 pub mod sqlite;
 mod sqlite_outbox;
 mod sqlite_parking;
