@@ -28,6 +28,9 @@ const BUILDS: &[Build] = &[
     Build { name: "sloth", package: "sloth", features: "", folder: "tests/guests/sloth" },
     Build { name: "header-flood", package: "header-flood", features: "", folder: "tests/guests/header-flood" },
     Build { name: "legacy-0-1-0", package: "legacy-0-1-0", features: "", folder: "tests/guests/legacy-0-1-0" },
+    Build { name: "legacy-0-1-1", package: "legacy-0-1-1", features: "", folder: "tests/guests/legacy-0-1-1" },
+    Build { name: "keeper", package: "keeper", features: "", folder: "tests/guests/keeper" },
+    Build { name: "keeper-next", package: "keeper", features: "keeper/next", folder: "tests/guests/keeper" },
     Build { name: "unstorable", package: "unstorable", features: "", folder: "tests/guests/unstorable" },
     Build { name: "carriers-next", package: "carriers", features: "carriers/next", folder: "plugins/carriers" },
     Build {

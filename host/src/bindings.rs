@@ -12,4 +12,4 @@ mod generated {
 }
 
 pub use generated::cairn::domain::{cache, event_store, gateway, log, read_model, types};
-pub use generated::exports::cairn::domain::{aggregate, command_handler, plugin, projector, query};
+pub use generated::exports::cairn::domain::{aggregate, aggregate_state, command_handler, plugin, projector, query};

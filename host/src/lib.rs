@@ -42,12 +42,19 @@ pub struct RunningHost {
     commands: Arc<engine::AsyncCommands>,
     /// The outbox worker, whose calls a stop releases.
     outbox: Arc<engine::OutboxWorker>,
+    /// The plugins it serves.
+    registry: Arc<registry::Registry>,
 }
 
 impl RunningHost {
     /// The address it listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The plugins it serves (benchmarks install native domains through it).
+    pub fn registry(&self) -> &Arc<registry::Registry> {
+        &self.registry
     }
 
     /// Stops accepting connections and claiming queued commands and outbox calls; the requests,
@@ -155,7 +162,8 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
             .with_gateway(gateway.clone())
             .with_cache(cache.clone())
             .with_max_event_depth(config.limits.max_event_depth)
-            .with_max_read_bytes(config.limits.max_read_mib << 20),
+            .with_max_read_bytes(config.limits.max_read_mib << 20)
+            .with_states(config.aggregates.state_cache_bytes(), config.aggregates.snapshot_every),
     );
     let commands =
         engine::AsyncCommands::new(engine.clone(), stores.queue.clone(), config.queue.settings(), host_id.clone());
@@ -195,7 +203,7 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let state = http::AppState {
         engine,
         store,
-        registry,
+        registry: registry.clone(),
         admin,
         commands: commands.clone(),
         projections: projections.clone(),
@@ -233,5 +241,6 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
         projections,
         commands,
         outbox: outbox_worker,
+        registry,
     })
 }

@@ -61,6 +61,32 @@ pub struct DecideRequest {
     pub history: Vec<RecordedEvent>,
 }
 
+/// A command with the state to decide it on (mirror of the WIT `aggregate-state.state-request`).
+#[derive(Debug, Clone, Default)]
+pub struct StateRequest {
+    /// Aggregate type name.
+    pub aggregate: String,
+    /// Aggregate id.
+    pub aggregate_id: String,
+    /// Command name, kebab-case.
+    pub command: String,
+    /// Command payload, JSON text.
+    pub payload: String,
+    /// A state this plugin returned earlier (JSON text); `None` for the state before any event.
+    pub state: Option<String>,
+    /// The stream's events after that state, oldest first.
+    pub tail: Vec<RecordedEvent>,
+}
+
+/// What a command produced, and the state it leads to (mirror of the WIT `aggregate-state.decision`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The new events.
+    pub events: Vec<NewEvent>,
+    /// The state after the tail and the new events, JSON text.
+    pub state: String,
+}
+
 /// Why a decision produced no events (mirror of the WIT `decide-error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecideError {
@@ -80,6 +106,10 @@ pub trait DomainPlugin {
     fn decide(request: DecideRequest) -> Result<Vec<NewEvent>, DecideError>;
     /// The `fold` export: the folded state as JSON text.
     fn fold(aggregate: &str, history: Vec<RecordedEvent>) -> Result<String, DecideError>;
+    /// The `aggregate-state.decide` export: decides on a kept state plus the events after it.
+    fn decide_on_state(request: StateRequest) -> Result<Decision, DecideError>;
+    /// The `aggregate-state.fold` export: folds `tail` into a kept state (or the initial one).
+    fn fold_on_state(aggregate: &str, state: Option<&str>, tail: Vec<RecordedEvent>) -> Result<String, DecideError>;
 }
 
 /// A command for a handler (mirror of the WIT `handle-request`).
@@ -139,7 +169,13 @@ pub fn handle_in<H: CommandHandler>(request: HandleRequest, work: &mut UnitOfWor
 /// Folds `history` into a fresh `A`.
 pub fn fold<A: Aggregate>(history: &[RecordedEvent]) -> Result<A, DecideError> {
     let mut state = A::default();
-    for recorded in history {
+    fold_into(&mut state, history)?;
+    Ok(state)
+}
+
+/// Folds `events` into `state`, in order.
+pub fn fold_into<A: Aggregate>(state: &mut A, events: &[RecordedEvent]) -> Result<(), DecideError> {
+    for recorded in events {
         if A::IGNORE_UNKNOWN_EVENTS && !A::EVENT_TYPES.contains(&recorded.event_type.as_str()) {
             continue;
         }
@@ -151,13 +187,50 @@ pub fn fold<A: Aggregate>(history: &[RecordedEvent]) -> Result<A, DecideError> {
         })?;
         state.apply(event);
     }
-    Ok(state)
+    Ok(())
+}
+
+/// A state this plugin returned earlier (JSON text), or the initial state for `None`.
+pub fn restore<A: Aggregate>(state: Option<&str>) -> Result<A, DecideError> {
+    match state {
+        None => Ok(A::default()),
+        Some(json) => serde_json::from_str(json).map_err(|e| {
+            DecideError::CorruptHistory(format!("the kept state of `{}` does not deserialize: {e}", A::NAME))
+        }),
+    }
+}
+
+/// The state as JSON text.
+fn state_json<A: Aggregate>(state: &A) -> Result<String, DecideError> {
+    serde_json::to_string(state).map_err(|e| DecideError::CorruptHistory(format!("state does not serialize: {e}")))
+}
+
+/// Folds `tail` into a kept state (or the initial one) and returns the state as JSON text.
+pub fn fold_on_state<A: Aggregate>(state: Option<&str>, tail: &[RecordedEvent]) -> Result<String, DecideError> {
+    let mut state = restore::<A>(state)?;
+    fold_into(&mut state, tail)?;
+    state_json(&state)
+}
+
+/// Restores the request's state, folds its tail, decodes its command and decides it; the state
+/// after the new events comes back with them. The new events are applied as they were decided:
+/// like the state, an event must survive its serde round trip for a kept state to equal a fold
+/// of the history (the host's tests compare the two for the example domains).
+pub fn decide_on_state<A: Aggregate>(request: StateRequest) -> Result<Decision, DecideError> {
+    let mut state = restore::<A>(request.state.as_deref())?;
+    fold_into(&mut state, &request.tail)?;
+    let command = decode_command::<A>(&request.command, &request.payload)?;
+    let decided = state.decide(&request.aggregate_id, command).map_err(DecideError::Rejected)?;
+    let events = decided.iter().map(encode_event).collect::<Result<Vec<_>, _>>()?;
+    for event in decided {
+        state.apply(event);
+    }
+    Ok(Decision { events, state: state_json(&state)? })
 }
 
 /// Folds `history` and returns the state as JSON text.
 pub fn fold_to_json<A: Aggregate>(history: Vec<RecordedEvent>) -> Result<String, DecideError> {
-    let state = fold::<A>(&history)?;
-    serde_json::to_string(&state).map_err(|e| DecideError::CorruptHistory(format!("state does not serialize: {e}")))
+    state_json(&fold::<A>(&history)?)
 }
 
 /// Folds the request's history, decodes its command and decides it.
@@ -170,8 +243,10 @@ pub fn decide<A: Aggregate>(request: DecideRequest) -> Result<Vec<NewEvent>, Dec
 
 /// Decodes one stored event into the aggregate's event enum.
 pub fn decode_event<A: Aggregate>(event_type: &str, data: &str) -> Result<A::Event, serde_json::Error> {
-    let data: Value = serde_json::from_str(data)?;
-    serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+    // One parse of `{"type": .., "data": ..}`, with `data` taken as it is: the host stores only
+    // valid JSON, and a value that is not one JSON document fails to parse here.
+    let data: &serde_json::value::RawValue = serde_json::from_str(data)?;
+    serde_json::from_str(&format!("{{\"type\":{},\"data\":{}}}", serde_json::to_string(event_type)?, data.get()))
 }
 
 /// Decodes a command name and its JSON payload into the aggregate's command enum. A payload that

@@ -92,6 +92,24 @@ macro_rules! export_domain {
                 )+
                 Err($crate::dispatch::DecideError::UnknownCommand(format!("no aggregate `{aggregate}` in this domain")))
             }
+
+            fn decide_on_state(request: $crate::dispatch::StateRequest) -> ::std::result::Result<$crate::dispatch::Decision, $crate::dispatch::DecideError> {
+                $(
+                    if request.aggregate == <$agg as $crate::Aggregate>::NAME {
+                        return $crate::dispatch::decide_on_state::<$agg>(request);
+                    }
+                )+
+                Err($crate::dispatch::DecideError::UnknownCommand(format!("no aggregate `{}` in this domain", request.aggregate)))
+            }
+
+            fn fold_on_state(aggregate: &str, state: ::std::option::Option<&str>, tail: ::std::vec::Vec<$crate::dispatch::RecordedEvent>) -> ::std::result::Result<::std::string::String, $crate::dispatch::DecideError> {
+                $(
+                    if aggregate == <$agg as $crate::Aggregate>::NAME {
+                        return $crate::dispatch::fold_on_state::<$agg>(state, &tail);
+                    }
+                )+
+                Err($crate::dispatch::DecideError::UnknownCommand(format!("no aggregate `{aggregate}` in this domain")))
+            }
         }
 
         impl $crate::dispatch::DomainHandlers for Domain {

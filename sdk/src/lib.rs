@@ -17,7 +17,7 @@
 //! #[serde(tag = "type", content = "data")]
 //! pub enum CounterEvent { Incremented { by: u32 } }
 //!
-//! #[derive(Default, Serialize)]
+//! #[derive(Default, Serialize, Deserialize)]
 //! pub struct Counter { total: u64 }
 //!
 //! impl Aggregate for Counter {
@@ -84,9 +84,12 @@ pub use unit_of_work::{EventStoreBackend, Expected, HandlerError, StoreError, Un
 
 /// An aggregate: a consistency boundary whose state is the fold of its own stream.
 ///
-/// `Default` is the state before the first event. `Serialize` lets the host inspect a folded
-/// state (for example when it replays streams through a new plugin version).
-pub trait Aggregate: Default + Serialize {
+/// `Default` is the state before the first event. `Serialize` and `Deserialize` let the host keep
+/// the folded state between commands (in memory and as snapshots, only ever handed back to the
+/// same build of the plugin) and show it (`GET /v1/domains/{d}/aggregates/{aggregate}/{id}`).
+/// The state must survive that round trip: a field that [`Aggregate::decide`] reads must not be
+/// `#[serde(skip)]`, or a command decided on a kept state would see its default.
+pub trait Aggregate: Default + Serialize + DeserializeOwned {
     /// The aggregate type, kebab-case (`carrier`). Its streams are named `<NAME>-<id>`.
     const NAME: &'static str;
     /// The commands this aggregate decides.

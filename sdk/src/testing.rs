@@ -20,7 +20,7 @@ pub use gateway::{FakeGateway, GatewayCall};
 pub use read_side::{ProjectionScenario, START_MICROS, TICK_MICROS, project, project_on, query};
 
 use crate::Aggregate;
-use crate::dispatch::{self, DecideError, DecideRequest, RecordedEvent};
+use crate::dispatch::{self, DecideError, DecideRequest, Decision, NewEvent, RecordedEvent, StateRequest};
 use crate::rejection::Rejection;
 
 /// A scenario: an aggregate id and its past events.
@@ -71,7 +71,12 @@ impl<A: Aggregate> Scenario<A> {
         Outcome { result }
     }
 
-    /// Decides a command sent as JSON, exactly as the host hands it to the component.
+    /// Decides a command sent as JSON, exactly as the host hands it to the component: on the
+    /// whole history, and again on the folded state after its round trip through JSON (as the
+    /// host keeps it); the two must agree, and the state returned with the new events must equal
+    /// a fold of the history and those events. A state or event that does not survive its serde
+    /// round trip fails here, in the author's own tests, rather than in production.
+    #[track_caller]
     pub fn when_json(self, command: &str, payload: serde_json::Value) -> Outcome<A> {
         let request = DecideRequest {
             aggregate: A::NAME.to_string(),
@@ -80,7 +85,20 @@ impl<A: Aggregate> Scenario<A> {
             payload: payload.to_string(),
             history: self.history,
         };
-        let result = dispatch::decide::<A>(request).and_then(|events| {
+        let on_state = dispatch::fold_on_state::<A>(None, &request.history).and_then(|state| {
+            dispatch::decide_on_state::<A>(StateRequest {
+                aggregate: request.aggregate.clone(),
+                aggregate_id: request.aggregate_id.clone(),
+                command: request.command.clone(),
+                payload: request.payload.clone(),
+                state: Some(state),
+                tail: Vec::new(),
+            })
+        });
+        let history = request.history.clone();
+        let decided = dispatch::decide::<A>(request);
+        assert_same_decision::<A>(&history, &decided, &on_state);
+        let result = decided.and_then(|events| {
             events
                 .iter()
                 .map(|e| {
@@ -90,6 +108,40 @@ impl<A: Aggregate> Scenario<A> {
                 .collect()
         });
         Outcome { result }
+    }
+}
+
+/// Fails when deciding on the kept state disagrees with deciding on the history.
+#[track_caller]
+fn assert_same_decision<A: Aggregate>(
+    history: &[RecordedEvent],
+    on_history: &Result<Vec<NewEvent>, DecideError>,
+    on_state: &Result<Decision, DecideError>,
+) {
+    let hint = "the aggregate's state (or an event) does not survive its serde round trip: a field \
+                `decide` reads must not be `#[serde(skip)]`, and the JSON must deserialize to the same value";
+    match (on_history, on_state) {
+        (Ok(events), Ok(decision)) => {
+            assert_eq!(
+                events, &decision.events,
+                "decided on the kept state, the command produced other events; {hint}"
+            );
+            let mut all = history.to_vec();
+            all.extend(events.iter().enumerate().map(|(i, e)| RecordedEvent {
+                version: history.len() as u64 + i as u64 + 1,
+                event_type: e.event_type.clone(),
+                data: e.data.clone(),
+                ..RecordedEvent::default()
+            }));
+            let folded = dispatch::fold_on_state::<A>(None, &all);
+            assert_eq!(
+                folded.as_ref(),
+                Ok(&decision.state),
+                "the state after the new events differs from their fold; {hint}"
+            );
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "decided on the kept state, the command failed otherwise; {hint}"),
+        (a, b) => panic!("decided on the history: {a:?}; on the kept state: {b:?}; {hint}"),
     }
 }
 

@@ -24,10 +24,10 @@ wit_bindgen::generate!({
 
 use cairn::domain::event_store as store;
 use cairn::domain::types as wit;
-use exports::cairn::domain::{aggregate as agg, command_handler as handler, plugin as plg};
+use exports::cairn::domain::{aggregate as agg, aggregate_state as st, command_handler as handler, plugin as plg};
 
 /// Exports `$ty` (`DomainPlugin + DomainHandlers + DomainReadSide`) as the component's
-/// `plugin`, `aggregate`, `command-handler`, `projector` and `query` interfaces.
+/// `plugin`, `aggregate`, `aggregate-state`, `command-handler`, `projector` and `query` interfaces.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __export_wasm {
@@ -54,6 +54,24 @@ macro_rules! __export_wasm {
                 history: ::std::vec::Vec<$crate::wasm::cairn::domain::types::RecordedEvent>,
             ) -> ::std::result::Result<::std::string::String, $crate::wasm::exports::cairn::domain::aggregate::DecideError> {
                 $crate::wasm::fold::<$ty>(aggregate, history)
+            }
+        }
+        impl $crate::wasm::exports::cairn::domain::aggregate_state::Guest for __CairnExports {
+            fn decide(
+                request: $crate::wasm::exports::cairn::domain::aggregate_state::StateRequest,
+            ) -> ::std::result::Result<
+                $crate::wasm::exports::cairn::domain::aggregate_state::Decision,
+                $crate::wasm::exports::cairn::domain::aggregate::DecideError,
+            > {
+                $crate::wasm::decide_on_state::<$ty>(request)
+            }
+            fn fold(
+                aggregate: ::std::string::String,
+                _aggregate_id: ::std::string::String,
+                state: ::std::option::Option<::std::string::String>,
+                tail: ::std::vec::Vec<$crate::wasm::cairn::domain::types::RecordedEvent>,
+            ) -> ::std::result::Result<::std::string::String, $crate::wasm::exports::cairn::domain::aggregate::DecideError> {
+                $crate::wasm::fold_on_state::<$ty>(aggregate, state, tail)
             }
         }
         impl $crate::wasm::exports::cairn::domain::command_handler::Guest for __CairnExports {
@@ -133,6 +151,37 @@ pub fn decide<D: DomainPlugin>(request: agg::DecideRequest) -> Result<Vec<wit::N
 /// The `fold` export.
 pub fn fold<D: DomainPlugin>(aggregate: String, history: Vec<wit::RecordedEvent>) -> Result<String, agg::DecideError> {
     D::fold(&aggregate, history.into_iter().map(recorded).collect()).map_err(decide_error)
+}
+
+/// The `aggregate-state.decide` export.
+pub fn decide_on_state<D: DomainPlugin>(request: st::StateRequest) -> Result<st::Decision, agg::DecideError> {
+    let request = dispatch::StateRequest {
+        aggregate: request.aggregate,
+        aggregate_id: request.aggregate_id,
+        command: request.command,
+        payload: request.payload,
+        state: request.state,
+        tail: request.tail.into_iter().map(recorded).collect(),
+    };
+    D::decide_on_state(request)
+        .map(|decision| st::Decision {
+            events: decision
+                .events
+                .into_iter()
+                .map(|e| wit::NewEvent { event_type: e.event_type, data: e.data })
+                .collect(),
+            state: decision.state,
+        })
+        .map_err(decide_error)
+}
+
+/// The `aggregate-state.fold` export.
+pub fn fold_on_state<D: DomainPlugin>(
+    aggregate: String,
+    state: Option<String>,
+    tail: Vec<wit::RecordedEvent>,
+) -> Result<String, agg::DecideError> {
+    D::fold_on_state(&aggregate, state.as_deref(), tail.into_iter().map(recorded).collect()).map_err(decide_error)
 }
 
 /// The `handle` export. A domain without handlers answers without touching the event store.

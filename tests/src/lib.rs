@@ -12,6 +12,7 @@ use serde_json::Value;
 
 include!(concat!(env!("OUT_DIR"), "/components.rs"));
 
+pub mod native;
 mod proxy;
 mod served;
 pub mod tls;
@@ -178,6 +179,11 @@ impl<B: Backend> Host<B> {
         Ok(())
     }
 
+    /// The running host's plugin registry.
+    pub fn registry(&self) -> &std::sync::Arc<cairn::registry::Registry> {
+        self.host.as_ref().expect("the host is running").registry()
+    }
+
     /// Replaces the HTTP client (one trusting a test CA, for a host serving HTTPS).
     pub fn with_client(mut self, client: reqwest::Client) -> Self {
         self.client = client;
@@ -270,6 +276,13 @@ impl Reply {
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Self {
         assert_eq!(self.status, status, "unexpected reply: {self:#?}");
+        self
+    }
+
+    /// Asserts a success: 200 or 201.
+    #[track_caller]
+    pub fn expect_ok(&self) -> &Self {
+        assert!(self.status == 200 || self.status == 201, "unexpected reply: {self:#?}");
         self
     }
 

@@ -2,6 +2,7 @@
 //! variables (nested keys with `__`, e.g. `CAIRN_LIMITS__DEADLINE_MS=250`), then command-line
 //! flags; validated once at start.
 
+mod aggregates;
 mod database;
 mod gateway;
 mod limits;
@@ -17,6 +18,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use self::aggregates::AggregatesConfig;
 pub use self::database::DatabaseConfig;
 pub use self::gateway::{CacheConfig, GatewayConfig, ServiceConfig, read_certificates};
 pub use self::limits::{DomainConfig, LimitsConfig, LimitsOverride};
@@ -68,6 +70,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Asynchronous commands: workers, per-domain cap, leases, retries.
     pub queue: QueueConfig,
+    /// Folded aggregate states kept in memory and stored as snapshots.
+    pub aggregates: AggregatesConfig,
 }
 
 /// Projection runners and the query cache.
@@ -229,6 +233,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             database: DatabaseConfig::default(),
             queue: QueueConfig::default(),
+            aggregates: AggregatesConfig::default(),
         }
     }
 }
@@ -250,6 +255,7 @@ const KEYS: &[&str] = &[
     "cache",
     "database",
     "queue",
+    "aggregates",
 ];
 
 impl Config {
@@ -289,6 +295,7 @@ impl Config {
         if self.http.header_read_timeout_ms == 0 || self.http.request_timeout_ms == 0 {
             bail!("http.header_read_timeout_ms and http.request_timeout_ms must be positive");
         }
+        self.aggregates.validate()?;
         if self.http.shutdown_grace_ms == 0 {
             bail!("http.shutdown_grace_ms must be positive");
         }
@@ -347,6 +354,7 @@ impl Config {
                 max_streams: self.admin.replay_max_streams,
                 budget: Duration::from_millis(self.admin.replay_budget_ms),
                 max_stream_bytes: self.limits.max_read_mib << 20,
+                snapshot_every: self.aggregates.snapshot_every,
             },
         }
     }

@@ -83,8 +83,8 @@ impl CommandEngine {
                     idempotency_key: None,
                     correlation_id: batch.correlation_id.clone(),
                 };
-                let super::command::Plan { appends, primary_version, outbox: calls } =
-                    self.plan(&plugin, target, &request, &prior).await.map_err(|e| failed(i, name, e))?;
+                let super::command::Plan { appends, primary_version, outbox: calls, .. } =
+                    self.plan(&plugin, target, &request, &prior, None).await.map_err(|e| failed(i, name, e))?;
                 outbox.extend(calls);
                 let body = response::render(&target.primary, &target.aggregate_id, primary_version, &appends)?;
                 let status = response::status(&target.primary, &appends);

@@ -10,36 +10,52 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::CommandError;
 use crate::bindings::aggregate::{DecideError, DecideRequest};
+use crate::bindings::aggregate_state::{Decision, StateRequest};
 use crate::bindings::command_handler::{HandleError, HandleRequest};
 use crate::bindings::types::NewEvent;
 use crate::capabilities::event_store::BufferedAppend;
 use crate::runtime::{Plugin, limit_names};
 use crate::store::StoreError;
 
-/// Runs the plugin on the blocking pool: a decision may take up to its deadline and must not
-/// stall the async workers that serve HTTP.
+/// Runs `call` on the blocking pool, inside the caller's span: a plugin call may take up to its
+/// deadline and must not stall the async workers that serve HTTP, and the request's span
+/// (request id, route) follows it so the plugin's log lines carry it.
+pub(super) async fn off_executor<R: Send + 'static>(
+    plugin: Arc<Plugin>,
+    call: impl FnOnce(&Plugin) -> R + Send + 'static,
+) -> Result<R, CommandError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| call(&plugin)))
+        .await
+        .map_err(|e| CommandError::Store(StoreError(format!("the plugin call task failed: {e}"))))
+}
+
+/// `aggregate.decide` off the executor: the new events, or the command's error.
 pub(super) async fn decide_off_executor(
     plugin: Arc<Plugin>,
     request: DecideRequest,
 ) -> Result<Vec<NewEvent>, CommandError> {
-    // The request's span (request id, route) follows the call onto the blocking thread, so the
-    // plugin's log lines carry it.
-    let span = tracing::Span::current();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let outcome = span.in_scope(|| plugin.decide(&request));
-        (plugin, outcome)
-    })
-    .await;
-    let (plugin, outcome) = outcome.map_err(|e| StoreError(format!("the decision task failed: {e}")))?;
-    match outcome? {
-        Ok(events) => Ok(events),
-        Err(DecideError::Rejected(rejection)) => Err(CommandError::Rejected(rejection)),
-        Err(DecideError::UnknownCommand(message)) => {
-            Err(contract(&plugin, format!("declared a command it does not know: {message}")))
+    let outcome = off_executor(plugin.clone(), move |plugin| plugin.decide(&request)).await??;
+    outcome.map_err(|error| decide_error(&plugin, error))
+}
+
+/// `aggregate-state.decide` off the executor; the plugin's own error comes back as it is, for
+/// the caller to act on (a stale state, an unreadable one).
+pub(super) async fn decide_on_state_off_executor(
+    plugin: Arc<Plugin>,
+    request: StateRequest,
+) -> Result<Result<Decision, DecideError>, CommandError> {
+    Ok(off_executor(plugin, move |plugin| plugin.decide_on_state(&request)).await??)
+}
+
+/// What a plugin's `decide-error` means for the command.
+pub(super) fn decide_error(plugin: &Plugin, error: DecideError) -> CommandError {
+    match error {
+        DecideError::Rejected(rejection) => CommandError::Rejected(rejection),
+        DecideError::UnknownCommand(message) => {
+            contract(plugin, format!("declared a command it does not know: {message}"))
         }
-        Err(DecideError::CorruptHistory(message)) => {
-            Err(contract(&plugin, format!("cannot fold the stream: {message}")))
-        }
+        DecideError::CorruptHistory(message) => contract(plugin, format!("cannot fold the stream: {message}")),
     }
 }
 
@@ -114,13 +130,7 @@ pub(super) async fn handle_off_executor(
     request: HandleRequest,
     grants: crate::runtime::Grants,
 ) -> Result<Handled, CommandError> {
-    let span = tracing::Span::current();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let (outcome, unit) = span.in_scope(|| plugin.handle(&request, grants));
-        (plugin, outcome, unit)
-    })
-    .await;
-    let (plugin, outcome, unit) = outcome.map_err(|e| StoreError(format!("the handler task failed: {e}")))?;
+    let (outcome, unit) = off_executor(plugin.clone(), move |plugin| plugin.handle(&request, grants)).await?;
     let unit = unit.ok_or_else(|| contract(&plugin, "the unit of work was lost".into()))?;
     let outcome = outcome?;
     // A read cut at the bound looked like the end of the stream to the handler: whatever it

@@ -12,21 +12,28 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::state_cache::{KeptState, StateCache};
+use super::stream_locks::StreamLocks;
 use super::{calls, response};
-use crate::bindings::aggregate::DecideRequest;
 use crate::bindings::command_handler::HandleRequest;
 use crate::bindings::plugin::{AggregateId, CommandInfo, CommandKind};
 use crate::bindings::types::Rejection;
-use crate::capabilities::event_store::{BufferedAppend, UnitOfWork, recorded_event, uncommitted};
+use crate::capabilities::event_store::{BufferedAppend, UnitOfWork};
 use crate::registry::Registry;
 use crate::runtime::{Plugin, PluginFault};
 use crate::store::{
-    AppendBatch, AppendError, EventStore, EventToAppend, ExpectedVersion, IdempotencyRecord, StoreError, StreamAppend,
+    AppendBatch, AppendError, EventStore, EventToAppend, IdempotencyRecord, Snapshot, StoreError, StreamAppend,
     UnstorableEvent, event_rules,
 };
 
 /// Longest aggregate id accepted from a payload.
 const MAX_ID_LEN: usize = 128;
+
+/// Folded states kept in memory unless configured (`aggregates.state_cache_mib`).
+pub const DEFAULT_STATE_CACHE_BYTES: u64 = 64 << 20;
+
+/// Events between two snapshots of a stream unless configured (`aggregates.snapshot_every`).
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100;
 
 /// A command as HTTP hands it over.
 #[derive(Debug, Clone)]
@@ -57,11 +64,14 @@ pub struct CommandOutcome {
     pub position: Option<u64>,
 }
 
-/// One attempt's plan: the checked appends, the primary stream's version, the outbox calls.
+/// One attempt's plan: the checked appends, the primary stream's version, the outbox calls, and
+/// (for a plugin that keeps state) the primary stream's state once the appends commit.
 pub(super) struct Plan {
     pub(super) appends: Vec<BufferedAppend>,
     pub(super) primary_version: Option<u64>,
     pub(super) outbox: Vec<crate::store::NewOutboxMessage>,
+    pub(super) kept: Option<KeptState>,
+    pub(super) snapshot: Option<Snapshot>,
 }
 
 /// Why a command did not succeed. Each case maps to one HTTP status.
@@ -77,6 +87,24 @@ pub enum CommandError {
         domain: String,
         /// Command.
         command: String,
+    },
+    /// The domain has no such aggregate type.
+    #[error("domain `{}` has no aggregate `{}`", crate::text::quote(.domain), crate::text::quote(.aggregate))]
+    UnknownAggregate {
+        /// Domain.
+        domain: String,
+        /// The aggregate type asked for.
+        aggregate: String,
+    },
+    /// The stream has no event at that version (`head` 0: no stream at all).
+    #[error("stream `{}` has no version {version} (its head is {head})", crate::text::quote(.stream))]
+    VersionNotFound {
+        /// The stream.
+        stream: String,
+        /// The version asked for.
+        version: u64,
+        /// The stream's last version.
+        head: u64,
     },
     /// The payload lacks what the host needs (the aggregate id).
     #[error("{message}")]
@@ -167,11 +195,14 @@ pub enum CommandError {
 /// Runs commands against the active plugins and the event store.
 pub struct CommandEngine {
     registry: Arc<Registry>,
-    store: Arc<dyn EventStore>,
+    pub(super) store: Arc<dyn EventStore>,
     max_attempts: u32,
     max_event_depth: usize,
-    max_read_bytes: usize,
-    budgets: calls::DomainBudgets,
+    pub(super) max_read_bytes: usize,
+    pub(super) budgets: calls::DomainBudgets,
+    pub(super) states: StateCache,
+    pub(super) snapshot_every: u64,
+    streams: StreamLocks,
     gateway: Option<Arc<crate::capabilities::gateway::Gateway>>,
     cache: Option<Arc<crate::capabilities::cache::Cache>>,
 }
@@ -187,6 +218,9 @@ impl CommandEngine {
             max_event_depth: event_rules::DEPTH_CEILING,
             max_read_bytes: crate::capabilities::event_store::DEFAULT_MAX_READ_BYTES,
             budgets: calls::DomainBudgets::new(queue),
+            states: StateCache::new(DEFAULT_STATE_CACHE_BYTES),
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            streams: StreamLocks::new(),
             gateway: None,
             cache: None,
         }
@@ -201,6 +235,15 @@ impl CommandEngine {
     /// Loads at most `bytes` of events per read: a longer history is refused.
     pub fn with_max_read_bytes(mut self, bytes: usize) -> Self {
         self.max_read_bytes = bytes.max(1);
+        self
+    }
+
+    /// Keeps at most `bytes` of folded aggregate states in memory (0: none; every command folds
+    /// from the store), and stores a snapshot whenever a stream has moved `every` events past its
+    /// last one (0: never).
+    pub fn with_states(mut self, bytes: u64, every: u64) -> Self {
+        self.states = StateCache::new(bytes);
+        self.snapshot_every = every;
         self
     }
 
@@ -226,15 +269,26 @@ impl CommandEngine {
     pub async fn handle(&self, request: CommandRequest) -> Result<CommandOutcome, CommandError> {
         let plugin = self.plugin(&request.domain)?;
         let target = Target::resolve(&plugin, &request.domain, &request.command, &request.payload)?;
-        let request_hash = hex::encode(Sha256::digest(format!("{}\n{}", request.command, request.payload)));
+        // Only an Idempotency-Key is ever compared with the request's hash.
+        let request_hash = match request.idempotency_key {
+            Some(_) => hex::encode(Sha256::digest(format!("{}\n{}", request.command, request.payload))),
+            None => String::new(),
+        };
         if let Some(answer) =
             self.stored_answer(&request.domain, request.idempotency_key.as_deref(), &request_hash).await?
         {
             return answer;
         }
         let metadata = metadata(&plugin, &request.command, request.correlation_id.as_deref());
+        // Commands on one aggregate take turns in this host rather than conflict with each other.
+        let _turn = match target.info.kind {
+            CommandKind::Decide => Some(self.streams.lock(&request.domain, &target.primary).await),
+            CommandKind::Handle => None,
+        };
+        let mut stale = None;
         for _attempt in 0..self.max_attempts {
-            let Plan { appends, primary_version, outbox } = match self.plan(&plugin, &target, &request, &[]).await {
+            let planned = self.plan(&plugin, &target, &request, &[], stale).await;
+            let Plan { appends, primary_version, outbox, kept, snapshot } = match planned {
                 Ok(planned) => planned,
                 // A concurrent twin with the same Idempotency-Key may have committed first and changed
                 // what this attempt saw: its stored answer is the answer.
@@ -249,10 +303,15 @@ impl CommandEngine {
             let streams = stream_appends(&request.domain, appends, &metadata);
             let outcome = CommandOutcome { status, body, replayed: false, position: None };
             let key = request.idempotency_key.as_deref();
-            let writes = AppendBatch { streams, outbox, ..AppendBatch::default() };
+            let snapshots = snapshot.into_iter().collect();
+            let writes = AppendBatch { streams, outbox, snapshots, ..AppendBatch::default() };
             if let Some(done) = self.commit(&plugin, &request.domain, writes, key, &request_hash, outcome).await {
+                if let (Ok(_), Some(kept)) = (&done, kept) {
+                    self.states.keep(&request.domain, &target.primary, kept);
+                }
                 return done;
             }
+            stale = primary_version;
         }
         Err(CommandError::Conflict { stream: target.primary, attempts: self.max_attempts })
     }
@@ -278,8 +337,15 @@ impl CommandEngine {
             }),
             ..writes
         };
+        let written: Vec<String> = batch.streams.iter().map(|s| s.stream.clone()).collect();
         match self.store.append(batch).await {
-            Ok(result) => Some(Ok(CommandOutcome { position: Some(result.last_position()), ..outcome })),
+            Ok(result) => {
+                // States kept for these streams are behind now; the caller keeps the new one.
+                for stream in &written {
+                    self.states.forget(domain, stream);
+                }
+                Some(Ok(CommandOutcome { position: Some(result.last_position()), ..outcome }))
+            }
             Err(AppendError::WrongExpectedVersion { .. }) => None,
             Err(AppendError::DuplicateIdempotencyKey(stored)) => Some(replay(stored, request_hash)),
             Err(AppendError::Store(e)) => Some(Err(CommandError::Store(e))),
@@ -306,17 +372,18 @@ impl CommandEngine {
         target: &Target,
         request: &CommandRequest,
         prior: &[BufferedAppend],
+        stale: Option<u64>,
     ) -> Result<Plan, CommandError> {
-        let (appends, primary_version, outbox) = match target.info.kind {
+        let (appends, primary_version, outbox, kept, snapshot) = match target.info.kind {
             CommandKind::Decide => {
-                let (appends, version) =
-                    self.decide(plugin, &target.info.aggregate, &target.aggregate_id, request, prior).await?;
-                (appends, version, Vec::new())
+                let aggregate = &target.info.aggregate;
+                let decided = self.decide(plugin, aggregate, &target.aggregate_id, request, prior, stale).await?;
+                (decided.appends, Some(decided.version), Vec::new(), decided.kept, decided.snapshot)
             }
             CommandKind::Handle => {
                 let (appends, seen, outbox) = self.run_handler(plugin, &target.aggregate_id, request, prior).await?;
                 let version = seen.get(&target.primary).copied();
-                (appends, version, outbox)
+                (appends, version, outbox, None, None)
             }
         };
         // Caps before any parsing: the count over all streams, then each event's size and shape.
@@ -331,7 +398,7 @@ impl CommandEngine {
         let appends: Vec<BufferedAppend> = appends.into_iter().filter(|a| !a.events.is_empty()).collect();
         // Outbox calls ride on the events' transaction: a command that writes nothing calls nobody.
         let outbox = if appends.is_empty() { Vec::new() } else { outbox };
-        Ok(Plan { appends, primary_version, outbox })
+        Ok(Plan { appends, primary_version, outbox, kept, snapshot })
     }
 
     /// `error`, unless a command with the same Idempotency-Key committed meanwhile.
@@ -356,52 +423,6 @@ impl CommandEngine {
     ) -> Result<Option<Result<CommandOutcome, CommandError>>, CommandError> {
         let Some(key) = key else { return Ok(None) };
         Ok(self.store.idempotency_record(domain, key).await?.map(|stored| replay(stored, request_hash)))
-    }
-
-    /// One attempt of an aggregate command: load the stream, decide, plan the append. Returns the
-    /// planned append (none when the decision produced no event) and the stream's version.
-    async fn decide(
-        &self,
-        plugin: &Arc<Plugin>,
-        aggregate: &str,
-        aggregate_id: &str,
-        request: &CommandRequest,
-        prior: &[BufferedAppend],
-    ) -> Result<(Vec<BufferedAppend>, Option<u64>), CommandError> {
-        let stream = format!("{aggregate}-{aggregate_id}");
-        // The slot first: commands queued on a busy domain hold no history in memory.
-        let slot = self.budgets.acquire(plugin).await?;
-        let read = self.store.read_stream_bounded(&request.domain, &stream, 1, u32::MAX, self.max_read_bytes).await?;
-        if read.cut {
-            return Err(CommandError::HistoryTooLarge { stream, max_mib: self.max_read_bytes >> 20 });
-        }
-        let mut history = read.events;
-        if let Some(earlier) = prior.iter().find(|a| a.stream == stream) {
-            let versions = earlier.first_version..;
-            history.extend(versions.zip(&earlier.events).map(|(v, e)| uncommitted(&request.domain, &stream, v, e)));
-        }
-        let current = history.last().map_or(0, |e| e.version);
-        let decide = DecideRequest {
-            aggregate: aggregate.to_string(),
-            aggregate_id: aggregate_id.to_string(),
-            command: request.command.clone(),
-            payload: request.payload.clone(),
-            history: history.into_iter().map(recorded_event).collect(),
-        };
-        let events = calls::decide_off_executor(plugin.clone(), decide).await;
-        drop(slot);
-        let events = events?;
-        let appends = if events.is_empty() {
-            vec![]
-        } else {
-            vec![BufferedAppend {
-                stream,
-                expected: ExpectedVersion::Exact(current),
-                first_version: current + 1,
-                events,
-            }]
-        };
-        Ok((appends, Some(current)))
     }
 
     /// One attempt of a handler command: run it with a fresh unit of work.
@@ -470,16 +491,33 @@ impl Target {
 }
 
 /// The metadata every event of one command carries.
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    plugin: PluginMetadata<'a>,
+    command: &'a str,
+    command_id: &'a str,
+    correlation_id: &'a str,
+    causation_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct PluginMetadata<'a> {
+    domain: &'a str,
+    version: &'a str,
+    digest: &'a str,
+}
+
+/// The metadata every event of one command carries, as JSON text.
 pub(super) fn metadata(plugin: &Plugin, command: &str, correlation_id: Option<&str>) -> String {
     let command_id = uuid::Uuid::now_v7().to_string();
-    serde_json::json!({
-        "plugin": { "domain": plugin.domain(), "version": plugin.version(), "digest": plugin.digest },
-        "command": command,
-        "command_id": command_id,
-        "correlation_id": correlation_id.unwrap_or(&command_id),
-        "causation_id": command_id,
-    })
-    .to_string()
+    let metadata = Metadata {
+        plugin: PluginMetadata { domain: plugin.domain(), version: plugin.version(), digest: &plugin.digest },
+        command,
+        command_id: &command_id,
+        correlation_id: correlation_id.unwrap_or(&command_id),
+        causation_id: &command_id,
+    };
+    serde_json::to_string(&metadata).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// Planned appends as the store takes them, every event with `metadata`.

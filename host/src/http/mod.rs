@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod aggregates;
 mod commands;
 mod health;
 mod hygiene;
@@ -123,6 +124,7 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .route("/v1/domains/{domain}/batch", post(commands::batch))
         .route("/v1/commands/{id}", get(queued::status))
         .route("/v1/domains/{domain}/streams/{stream}", get(streams::read))
+        .route("/v1/domains/{domain}/aggregates/{aggregate}/{id}", get(aggregates::state))
         .route("/v1/domains/{domain}/queries/{query}", get(queries::run))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))

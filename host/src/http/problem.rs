@@ -88,6 +88,15 @@ impl From<CommandError> for Problem {
         match error {
             E::UnknownDomain(_) => Problem::new(StatusCode::NOT_FOUND, "unknown-domain", error.to_string()),
             E::UnknownCommand { .. } => Problem::new(StatusCode::NOT_FOUND, "unknown-command", error.to_string()),
+            E::UnknownAggregate { .. } => Problem::new(StatusCode::NOT_FOUND, "unknown-aggregate", error.to_string()),
+            E::VersionNotFound { head: 0, ref stream, .. } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "aggregate-not-found",
+                format!("no events were ever recorded on `{}`", crate::text::quote(stream)),
+            ),
+            E::VersionNotFound { head, .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "version-not-found", error.to_string()).with("head", head)
+            }
             E::InvalidPayload { ref fields, ref message } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-payload", message)
                     .with_fields(fields.iter().map(|(f, m)| (f.as_str(), m.as_str())))

@@ -208,6 +208,15 @@ impl Registry {
         plugins
     }
 
+    /// Serves a domain from native code linked into this process (see
+    /// [`crate::runtime::NativeDomain`]): no component, no sandbox, nothing stored (a restart
+    /// forgets it). For benchmarks that measure what the sandbox costs.
+    pub fn install_native(&self, domain: Arc<dyn crate::runtime::NativeDomain>) -> Result<Arc<Plugin>, RegistryError> {
+        let plugin = Plugin::native(self.runtime.clone(), domain)?;
+        self.install(plugin.clone());
+        Ok(plugin)
+    }
+
     /// Largest component accepted, in bytes.
     pub fn max_component_bytes(&self) -> usize {
         self.settings.max_component_bytes

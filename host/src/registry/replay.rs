@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::bindings::aggregate::DecideError;
 use crate::bindings::types::RecordedEvent;
 use crate::runtime::Plugin;
-use crate::store::{EventStore, StoreError, StoredEvent};
+use crate::store::{EventStore, Snapshot, StoreError, StoredEvent};
 
 /// How much of the domain a replay reads.
 #[derive(Debug, Clone)]
@@ -22,13 +22,25 @@ pub struct ReplaySettings {
     /// Longest history folded (`limits.max_read_mib`): a longer stream is not loaded (commands
     /// on it are refused as `history-too-large` by any version) and is counted as too large.
     pub max_stream_bytes: usize,
+    /// A candidate that keeps state stores a snapshot of each stream at least this long, under
+    /// its own digest, so its first commands after activation fold no history
+    /// (`aggregates.snapshot_every`; 0: none).
+    pub snapshot_every: u64,
 }
 
 impl Default for ReplaySettings {
     fn default() -> Self {
-        Self { max_streams: 10_000, budget: Duration::from_secs(30), max_stream_bytes: 64 << 20 }
+        Self {
+            max_streams: 10_000,
+            budget: Duration::from_secs(30),
+            max_stream_bytes: 64 << 20,
+            snapshot_every: crate::engine::command::DEFAULT_SNAPSHOT_EVERY,
+        }
     }
 }
+
+/// Snapshots written per store call.
+const SNAPSHOTS_PER_WRITE: usize = 100;
 
 /// Most failures listed in a report.
 const MAX_FAILURES: usize = 50;
@@ -83,23 +95,41 @@ pub async fn shadow_replay(
     let mut report = ReplayReport { complete: true, ..ReplayReport::default() };
     let mut current = Stream::default();
     let mut pages = DomainPages::new(&domain, PAGE_BYTES);
+    let mut snapshots = Vec::new();
     while let Some(page) = pages.next(events).await? {
         for event in page {
             if current.name.as_deref().is_some_and(|name| name != event.stream) {
                 let stream = std::mem::take(&mut current);
-                if !check(candidate, stream, settings, started, &mut report).await {
+                if !check(candidate, stream, settings, started, &mut report, &mut snapshots).await {
+                    save(events, std::mem::take(&mut snapshots)).await;
                     report.elapsed_ms = started.elapsed().as_millis() as u64;
                     return Ok(report);
+                }
+                if snapshots.len() >= SNAPSHOTS_PER_WRITE {
+                    save(events, std::mem::take(&mut snapshots)).await;
                 }
             }
             current.push(event, settings.max_stream_bytes);
         }
     }
     if current.name.is_some() {
-        check(candidate, current, settings, started, &mut report).await;
+        check(candidate, current, settings, started, &mut report, &mut snapshots).await;
     }
+    save(events, snapshots).await;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Stores the candidate's snapshots. They only spare folding later: a failure is logged, and the
+/// streams fold from their history until their next snapshot.
+async fn save(events: &dyn EventStore, snapshots: Vec<Snapshot>) {
+    if snapshots.is_empty() {
+        return;
+    }
+    let count = snapshots.len();
+    if let Err(error) = events.save_snapshots(snapshots).await {
+        tracing::warn!(%error, count, "shadow replay could not store its snapshots");
+    }
 }
 
 /// A domain's events in (stream, version) order, one byte-bounded page at a time.
@@ -163,6 +193,7 @@ async fn check(
     settings: &ReplaySettings,
     started: Instant,
     report: &mut ReplayReport,
+    snapshots: &mut Vec<Snapshot>,
 ) -> bool {
     if report.streams_checked >= settings.max_streams || started.elapsed() > settings.budget {
         report.complete = false;
@@ -173,22 +204,32 @@ async fn check(
         return true;
     }
     let history = stream.history;
-    let stream = history[0].stream.clone();
+    let first = &history[0];
+    let (domain, stream) = (first.domain.clone(), first.stream.clone());
+    let version = history.last().map_or(0, |e| e.version);
     report.streams_checked += 1;
     report.events_folded += history.len() as u64;
-    if let Err(error) = fold_one(candidate, &stream, history).await
-        && report.failures.len() < MAX_FAILURES
-    {
-        report.failures.push(ReplayFailure { stream, error });
+    match fold_one(candidate, &stream, history).await {
+        Ok(state) => {
+            let every = settings.snapshot_every;
+            if candidate.keeps_state() && every > 0 && version >= every {
+                let digest = candidate.digest.clone();
+                snapshots.push(Snapshot { domain, stream, digest, version, state });
+            }
+        }
+        Err(error) if report.failures.len() < MAX_FAILURES => report.failures.push(ReplayFailure { stream, error }),
+        Err(_) => {}
     }
     true
 }
 
+/// Folds one stream through the candidate (its `aggregate-state.fold` when it keeps state):
+/// the state, or why it cannot be folded.
 async fn fold_one(
     candidate: &Arc<Plugin>,
     stream: &str,
     history: Vec<crate::store::StoredEvent>,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let aggregate = candidate
         .info
         .aggregates
@@ -201,11 +242,13 @@ async fn fold_one(
     let history: Vec<RecordedEvent> =
         history.into_iter().map(crate::capabilities::event_store::recorded_event).collect();
     let plugin = candidate.clone();
-    let outcome = tokio::task::spawn_blocking(move || plugin.fold(&aggregate, &id, &history))
-        .await
-        .map_err(|e| format!("the fold task failed: {e}"))?;
+    let span = tracing::Span::current();
+    let outcome =
+        tokio::task::spawn_blocking(move || span.in_scope(|| plugin.fold_on_state(&aggregate, &id, None, &history)))
+            .await
+            .map_err(|e| format!("the fold task failed: {e}"))?;
     match outcome {
-        Ok(Ok(_state)) => Ok(()),
+        Ok(Ok(state)) => Ok(state),
         Ok(Err(DecideError::CorruptHistory(message) | DecideError::UnknownCommand(message))) => Err(message),
         Ok(Err(DecideError::Rejected(rejection))) => Err(format!("fold was rejected: {}", rejection.message)),
         Err(fault) => Err(fault.message),

@@ -6,6 +6,7 @@ mod clocks;
 mod compile_cache;
 mod describe;
 mod limits;
+mod native;
 mod plugin;
 mod state;
 
@@ -21,6 +22,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use self::limits::{EngineLimits, Limits, LimitsPolicy, names as limit_names};
+pub use self::native::NativeDomain;
 pub use self::plugin::{FaultKind, Grants, Plugin, PluginFault};
 pub use self::state::HostState;
 

@@ -12,13 +12,16 @@ use wasmtime::Store;
 
 use wasmtime::component::{Instance, InstancePre};
 
+use sha2::Digest;
+
 use super::describe::validate;
+use super::native::NativeDomain;
 use super::{HostState, Limits, LoadError, Runtime, limit_names};
 use crate::bindings::plugin::{CommandInfo, CommandKind, DomainInfo};
 use crate::bindings::projector::{ProjectFailure, ProjectionInfo};
 use crate::bindings::query::{QueryError, QueryInfo};
 use crate::bindings::types::{NewEvent, RecordedEvent};
-use crate::bindings::{aggregate, command_handler, plugin, projector, query};
+use crate::bindings::{aggregate, aggregate_state, command_handler, plugin, projector, query};
 use crate::capabilities::deadline;
 use crate::capabilities::event_store::UnitOfWork;
 use crate::capabilities::gateway::GatewayAccess;
@@ -40,15 +43,24 @@ pub struct Plugin {
     pub queries: Vec<QueryInfo>,
     /// Its domain's scratch directory, when it asked for the `scratch` capability.
     scratch: Option<PathBuf>,
-    pre: InstancePre<HostState>,
-    exports: Exports,
+    guest: Guest,
+}
+
+/// What runs the plugin's code.
+enum Guest {
+    /// A component: a fresh instance per call, in the sandbox.
+    Component { pre: InstancePre<HostState>, exports: Exports },
+    /// Native code linked into the host (benchmarks of the sandbox's cost): no sandbox.
+    Native(Arc<dyn NativeDomain>),
 }
 
 /// Where the world's exports are in the component, found once at load. `projector` and `query`
-/// are optional: components built against `cairn:domain@0.1.0` do not have them.
+/// are optional: components built against `cairn:domain@0.1.0` do not have them; nor
+/// `aggregate-state`, which came with 0.1.2.
 pub(super) struct Exports {
     plugin: plugin::GuestIndices,
     aggregate: aggregate::GuestIndices,
+    aggregate_state: Option<aggregate_state::GuestIndices>,
     handler: command_handler::GuestIndices,
     projector: Option<projector::GuestIndices>,
     query: Option<query::GuestIndices>,
@@ -59,6 +71,7 @@ impl Exports {
         Ok(Self {
             plugin: plugin::GuestIndices::new(pre)?,
             aggregate: aggregate::GuestIndices::new(pre)?,
+            aggregate_state: aggregate_state::GuestIndices::new(pre).ok(),
             handler: command_handler::GuestIndices::new(pre)?,
             projector: projector::GuestIndices::new(pre).ok(),
             query: query::GuestIndices::new(pre).ok(),
@@ -149,8 +162,7 @@ impl Plugin {
             projections: vec![],
             queries: vec![],
             scratch: None,
-            pre,
-            exports,
+            guest: Guest::Component { pre, exports },
         };
         let info = plugin
             .call("describe", |store, instance, exports| {
@@ -195,6 +207,29 @@ impl Plugin {
         Ok(Arc::new(plugin))
     }
 
+    /// Serves `domain` natively (see [`NativeDomain`]): no component, no sandbox. Its digest is
+    /// `native-` and a hash of its name and version, so its kept states are its own.
+    pub fn native(runtime: Arc<Runtime>, domain: Arc<dyn NativeDomain>) -> Result<Arc<Self>, LoadError> {
+        let info = domain.describe();
+        validate(&info, &[], &[], runtime.policy.defaults.max_version_bytes)
+            .map_err(|e| LoadError::Describe(format!("`describe` returned an invalid description: {e}")))?;
+        if info.commands.iter().any(|c| c.kind == CommandKind::Handle) {
+            return Err(LoadError::Describe("a native domain has no command handlers".into()));
+        }
+        let digest = format!("native-{}", hex::encode(sha2::Sha256::digest(format!("{}@{}", info.name, info.version))));
+        let limits = runtime.limits_for(&info.name).clone();
+        Ok(Arc::new(Self {
+            runtime,
+            digest,
+            info,
+            limits,
+            projections: vec![],
+            queries: vec![],
+            scratch: None,
+            guest: Guest::Native(domain),
+        }))
+    }
+
     /// The domain's name.
     pub fn domain(&self) -> &str {
         &self.info.name
@@ -220,8 +255,57 @@ impl Plugin {
         &self,
         request: &aggregate::DecideRequest,
     ) -> Result<Result<Vec<NewEvent>, aggregate::DecideError>, PluginFault> {
+        if let Guest::Native(domain) = &self.guest {
+            return Ok(domain.decide(request));
+        }
         self.call("decide", |store, instance, exports| {
             exports.aggregate.load(&mut *store, instance)?.call_decide(store, request)
+        })
+    }
+
+    /// Whether the plugin decides on a state the host keeps (`aggregate-state`, 0.1.2); if not,
+    /// every decision gets the stream's whole history.
+    pub fn keeps_state(&self) -> bool {
+        match &self.guest {
+            Guest::Component { exports, .. } => exports.aggregate_state.is_some(),
+            Guest::Native(_) => true,
+        }
+    }
+
+    /// Calls `aggregate-state.decide` on a fresh instance: the new events and the state after
+    /// them. Faults and log lines name the call `decide`, as on the history path. Blocking.
+    pub fn decide_on_state(
+        &self,
+        request: &aggregate_state::StateRequest,
+    ) -> Result<Result<aggregate_state::Decision, aggregate::DecideError>, PluginFault> {
+        if let Guest::Native(domain) = &self.guest {
+            return Ok(domain.decide_on_state(request));
+        }
+        self.call("decide", |store, instance, exports| match &exports.aggregate_state {
+            Some(kept) => kept.load(&mut *store, instance)?.call_decide(store, request),
+            None => Err(wasmtime::format_err!("the plugin has no `aggregate-state` export")),
+        })
+    }
+
+    /// Folds `tail` into a state this plugin returned (or the initial state), as JSON text: with
+    /// `aggregate-state.fold` when the plugin has it, else `fold` over `tail` as the whole history
+    /// (`state` must then be `None`). Blocking.
+    pub fn fold_on_state(
+        &self,
+        aggregate: &str,
+        aggregate_id: &str,
+        state: Option<&str>,
+        tail: &[RecordedEvent],
+    ) -> Result<Result<String, aggregate::DecideError>, PluginFault> {
+        if let Guest::Native(domain) = &self.guest {
+            return Ok(domain.fold_on_state(aggregate, aggregate_id, state, tail));
+        }
+        if !self.keeps_state() && state.is_none() {
+            return self.fold(aggregate, aggregate_id, tail);
+        }
+        self.call("fold", |store, instance, exports| match &exports.aggregate_state {
+            Some(kept) => kept.load(&mut *store, instance)?.call_fold(store, aggregate, aggregate_id, state, tail),
+            None => Err(wasmtime::format_err!("the plugin has no `aggregate-state` export")),
         })
     }
 
@@ -249,6 +333,9 @@ impl Plugin {
         aggregate_id: &str,
         history: &[RecordedEvent],
     ) -> Result<Result<String, aggregate::DecideError>, PluginFault> {
+        if let Guest::Native(domain) = &self.guest {
+            return Ok(domain.fold(aggregate, aggregate_id, history));
+        }
         self.call("fold", |store, instance, exports| {
             exports.aggregate.load(&mut *store, instance)?.call_fold(store, aggregate, aggregate_id, history)
         })
@@ -298,7 +385,9 @@ impl Plugin {
     fn load_read_side(&mut self) -> Result<(), LoadError> {
         let failed =
             |what: &str, fault: PluginFault| LoadError::Describe(format!("`{what}` did not answer: {}", fault.message));
-        if self.exports.projector.is_some() {
+        let Guest::Component { exports, .. } = &self.guest else { return Ok(()) };
+        let (projector, query) = (exports.projector.is_some(), exports.query.is_some());
+        if projector {
             self.projections = self
                 .call("projections", |store, instance, exports| match &exports.projector {
                     Some(p) => p.load(&mut *store, instance)?.call_projections(store),
@@ -306,7 +395,7 @@ impl Plugin {
                 })
                 .map_err(|fault| failed("projections", fault))?;
         }
-        if self.exports.query.is_some() {
+        if query {
             self.queries = self
                 .call("queries", |store, instance, exports| match &exports.query {
                     Some(q) => q.load(&mut *store, instance)?.call_queries(store),
@@ -348,6 +437,10 @@ impl Plugin {
             max_line_bytes: self.limits.max_log_line_bytes,
             budget_bytes: self.limits.max_log_bytes_per_call,
         };
+        let Guest::Component { pre, exports } = &self.guest else {
+            let error = wasmtime::format_err!("a native domain has no `{function}`");
+            return (Err(self.fault(function, &error, None, false)), grants);
+        };
         let mut state = match HostState::new(self.limits.memory_bytes, log, self.scratch.as_deref()) {
             Ok(state) => state,
             Err(e) => return (Err(self.fault(function, &e, None, false)), grants),
@@ -356,7 +449,7 @@ impl Plugin {
         state.read = grants.read;
         state.gateway = grants.gateway;
         state.cache = grants.cache;
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut store = Store::new(pre.engine(), state);
         store.set_hostcall_fuel(self.limits.max_host_call_bytes);
         if self.runtime.enforce {
             store.limiter(|state| &mut state.limiter);
@@ -365,7 +458,7 @@ impl Plugin {
         }
         // Time in host calls counts too: blocking host calls and WASI sleeps end at this instant.
         let scope = deadline::enter(self.runtime.enforce.then(|| Instant::now() + self.limits.deadline));
-        let result = self.pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance, &self.exports));
+        let result = pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance, exports));
         let overran = scope.overran();
         drop(scope);
         let result = match result {

@@ -43,7 +43,7 @@ pub enum EmailEvent {
 }
 
 /// Who holds the address.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct EmailAddress {
     owner: Option<String>,
 }

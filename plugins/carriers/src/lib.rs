@@ -118,7 +118,7 @@ pub enum CarrierEvent {
 }
 
 /// A carrier's state, folded from its events.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Carrier {
     registered: bool,
     active: bool,

@@ -137,7 +137,7 @@ impl Status {
 }
 
 /// An order's state, folded from its events.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Order {
     /// None before `OrderCreated`.
     status: Option<Status>,

@@ -54,7 +54,7 @@ pub enum QuoteEvent {
 pub enum QuoteCommand {}
 
 /// A quote, folded from its events.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Quote {
     quoted: bool,
     carrier_id: String,

@@ -130,6 +130,31 @@ async fn legacy_0_1_0() {
 }
 
 #[tokio::test]
+async fn legacy_0_1_1() {
+    // Built against 0.1.1, before aggregates kept state: it loads on a 0.1.2 host and gets its history.
+    let host = TestHost::start(&[cairn_tests::LEGACY_0_1_1_COMPONENT]).await.unwrap();
+    host.command("legacy-state", "increment", json!({"counter_id": "c1"})).await.unwrap().expect(201);
+    let second = host.command("legacy-state", "increment", json!({"counter_id": "c1"})).await.unwrap();
+    assert_eq!(second.expect(200).body["events"][0]["data"]["count"], 2);
+}
+
+#[tokio::test]
+async fn keeper() {
+    let host = TestHost::start(&[cairn_tests::KEEPER_COMPONENT]).await.unwrap();
+    let body = json!({"ledger_id": "k", "amount": 3});
+    host.command("keeper", "add", body).await.unwrap().expect(201);
+}
+
+#[tokio::test]
+async fn keeper_next() {
+    let host = TestHost::start(&[cairn_tests::KEEPER_NEXT_COMPONENT]).await.unwrap();
+    let added = host.command("keeper", "add", json!({"ledger_id": "k", "amount": 3})).await.unwrap();
+    let again = host.command("keeper", "add", json!({"ledger_id": "k", "amount": 3})).await.unwrap();
+    assert_eq!(added.expect(201).body["events"][0]["data"]["seen_build"], "");
+    assert_eq!(again.expect(200).body["events"][0]["data"]["seen_build"], "v2");
+}
+
+#[tokio::test]
 async fn gateway_probe() {
     // Loads, and without a configured service its calls are refused with a typed error.
     let host = TestHost::start(&[cairn_tests::GATEWAY_PROBE_COMPONENT]).await.unwrap();

@@ -42,6 +42,8 @@ macro_rules! suites_on_every_backend {
         mod hot_swap;
         #[path = "idempotency.rs"]
         mod idempotency;
+        #[path = "kept_state.rs"]
+        mod kept_state;
         #[path = "outbound_caps.rs"]
         mod outbound_caps;
         #[path = "outbox.rs"]

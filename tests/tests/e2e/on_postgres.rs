@@ -17,6 +17,8 @@ mod outage;
 mod queue_takeover;
 #[path = "refused_documents.rs"]
 mod refused_documents;
+#[path = "shared_states.rs"]
+mod shared_states;
 #[path = "shutdown.rs"]
 mod shutdown;
 #[path = "write_path.rs"]

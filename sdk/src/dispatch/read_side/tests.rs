@@ -21,7 +21,7 @@ pub enum TallyEvent {
     Reset {},
 }
 
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Tally;
 
 impl Aggregate for Tally {

@@ -38,7 +38,7 @@ pub enum BallastEvent {
 }
 
 /// State.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Ballast;
 
 impl Aggregate for Ballast {

@@ -73,7 +73,7 @@ pub enum EscapeEvent {
 }
 
 /// State: nothing worth keeping.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Escape;
 
 fn done(what: &str) -> Vec<EscapeEvent> {

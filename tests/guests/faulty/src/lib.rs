@@ -40,7 +40,7 @@ pub enum GadgetEvent {
 }
 
 /// State.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Gadget {
     records: u64,
 }

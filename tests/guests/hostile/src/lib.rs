@@ -58,7 +58,7 @@ pub enum AttackEvent {
 }
 
 /// State: nothing worth keeping.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Attack;
 
 #[allow(unconditional_recursion)] // the point: it never stops

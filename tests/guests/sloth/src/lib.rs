@@ -72,7 +72,7 @@ pub enum TaskEvent {
 }
 
 /// State: nothing worth keeping.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Task;
 
 impl Aggregate for Task {

@@ -65,7 +65,7 @@ pub enum NestEvent {
 }
 
 /// State: nothing worth keeping.
-#[derive(Default, Serialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Nest;
 
 impl Aggregate for Nest {
