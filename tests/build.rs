@@ -15,6 +15,7 @@ struct Build {
 }
 
 const BUILDS: &[Build] = &[
+    Build { name: "bank", package: "bank", features: "", folder: "plugins/bank" },
     Build { name: "carriers", package: "carriers", features: "", folder: "plugins/carriers" },
     Build { name: "orders", package: "orders", features: "", folder: "plugins/orders" },
     Build { name: "rates", package: "rates", features: "", folder: "plugins/rates" },
@@ -57,7 +58,7 @@ const BUILDS: &[Build] = &[
     Build { name: "sloth-precise", package: "sloth", features: "sloth/precise-numbers", folder: "tests/guests/sloth" },
 ];
 /// The components the example host serves (the rest exist for tests).
-const EXAMPLES: &[&str] = &["carriers", "orders", "rates"];
+const EXAMPLES: &[&str] = &["bank", "carriers", "orders", "rates"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

@@ -21,15 +21,27 @@
 //! 10. Containment (`bench/containment.rs`): carriers' commands/s and p99 beside each attack of
 //!     a hostile domain (sleeps in host calls, log floods, bad stream names, huge events, ...),
 //!     with the host's peak memory.
+//! 11. Bank (`bench/bank.rs`, only with `--bank`): deposit latency on 10-event against
+//!     10,000-event streams, hot streams (10 accounts under `--clients`), and the rebuild of the
+//!     `balances` projection over `--events N` (default 1,000,000) stored events.
+//! 12. Peers (`bench/peers.rs`, only with `--peers`): the peer kit's `bench.sh` (the bank
+//!     hand-written and on cqrs-es, an HTTP ceiling, and Cairn) and Cairn's ratio to each peer.
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16),
 //! `--read-side` (only section 7), `--gateway-cache` (only section 8), `--postgres` (only
-//! section 9; needs `CAIRN_TEST_POSTGRES_URL`), `--containment` (only section 10).
+//! section 9; needs `CAIRN_TEST_POSTGRES_URL`), `--containment` (only section 10), `--bank`
+//! (only section 11; with `--seconds S` per hot-stream load, default 5, and `--events N`),
+//! `--peers` (only section 12; with `--rounds N` (3), `--seconds S` (10), `--clients C` (16) and
+//! `--accounts A` (1000), bench.sh's arguments).
 
+#[path = "bench/bank.rs"]
+mod bank;
 #[path = "bench/containment.rs"]
 mod containment;
 #[path = "bench/gateway_cache.rs"]
 mod gateway_cache;
+#[path = "bench/peers.rs"]
+mod peers;
 #[path = "bench/postgres.rs"]
 mod postgres;
 #[path = "bench/read_side.rs"]
@@ -49,16 +61,18 @@ const PAYLOAD: &str = r#"{"name":"Acme Logistics International","email":"operati
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let flag = |name: &str, default: usize| option(&args, name, default);
     let commands = flag("--commands", 4000);
     let clients = flag("--clients", 16);
     println!("cairn benchmark ({} cores)\n", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if args.iter().any(|a| a == "--peers") {
+        return peers::peers(peers::PeersOptions {
+            rounds: flag("--rounds", 3),
+            seconds: option(&args, "--seconds", 10.0),
+            clients,
+            accounts: flag("--accounts", 1000),
+        });
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if args.iter().any(|a| a == "--read-side") {
         return runtime.block_on(read_side::read_side());
@@ -72,6 +86,11 @@ fn main() -> Result<()> {
     if args.iter().any(|a| a == "--postgres") {
         return runtime.block_on(postgres::postgres());
     }
+    if args.iter().any(|a| a == "--bank") {
+        let window = Duration::from_secs_f64(option(&args, "--seconds", 5.0));
+        let events = flag("--events", 1_000_000);
+        return runtime.block_on(bank::bank(bank::BankOptions { clients, window, events }));
+    }
     wasm_vs_native()?;
     runtime.block_on(store_appends())?;
     runtime.block_on(http_commands(commands, clients))?;
@@ -82,6 +101,11 @@ fn main() -> Result<()> {
     runtime.block_on(gateway_cache::gateway_cache())?;
     runtime.block_on(containment::containment(clients))?;
     Ok(())
+}
+
+/// The value after `name` on the command line, or `default` when absent or unreadable.
+fn option<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn wasm_vs_native() -> Result<()> {

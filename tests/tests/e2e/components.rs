@@ -93,6 +93,18 @@ async fn overreach() {
 }
 
 #[tokio::test]
+async fn bank() {
+    let host = TestHost::start(&[cairn_tests::BANK_COMPONENT]).await.unwrap();
+    let opened = host.command("bank", "open-account", json!({"account_id": "a1", "owner": "Ann"})).await.unwrap();
+    opened.expect(201);
+    let position = opened.headers["cairn-position"].to_str().unwrap();
+    let path = format!("/v1/domains/bank/queries/account-balance?account_id=a1&min_position={position}");
+    let balance = host.get(&path).await.unwrap();
+    balance.expect(200);
+    assert_eq!(balance.body["data"]["balance"], 0, "{balance:#?}");
+}
+
+#[tokio::test]
 async fn orders() {
     let host = TestHost::start(&[cairn_tests::ORDERS_COMPONENT]).await.unwrap();
     let created = host.command("orders", "create-order", json!({"user_id": "u1", "total_cents": 1250})).await.unwrap();

@@ -16,6 +16,8 @@ macro_rules! suites_on_every_backend {
     () => {
         #[path = "async_commands.rs"]
         mod async_commands;
+        #[path = "bank.rs"]
+        mod bank;
         #[path = "batches.rs"]
         mod batches;
         #[path = "boundaries.rs"]

@@ -96,7 +96,7 @@ pub(crate) async fn read_side() -> Result<()> {
     Ok(())
 }
 
-async fn wait_serving(host: &TestHost, name: &str, generation: u64) -> Result<()> {
+pub(crate) async fn wait_serving(host: &TestHost, name: &str, generation: u64) -> Result<()> {
     let started = Instant::now();
     loop {
         let reply = host.admin_get("/admin/v1/projections").await?;
@@ -110,7 +110,7 @@ async fn wait_serving(host: &TestHost, name: &str, generation: u64) -> Result<()
     }
 }
 
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
+pub(crate) fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
     samples.sort();
     (samples[samples.len() / 2], samples[samples.len() * 99 / 100])
 }
