@@ -16,6 +16,7 @@ struct Build {
 
 const BUILDS: &[Build] = &[
     Build { name: "bank", package: "bank", features: "", folder: "plugins/bank" },
+    Build { name: "bank-decide-only", package: "bank", features: "bank/decide-only", folder: "plugins/bank" },
     Build { name: "carriers", package: "carriers", features: "", folder: "plugins/carriers" },
     Build { name: "orders", package: "orders", features: "", folder: "plugins/orders" },
     Build { name: "rates", package: "rates", features: "", folder: "plugins/rates" },

@@ -131,7 +131,8 @@ pub async fn start(config: &Config) -> Result<RunningHost> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let stores = store::Stores::open(config.database.postgres()?.as_ref(), &config.data_dir).await?;
+    let postgres = config.database.postgres()?;
+    let stores = store::Stores::open(postgres.as_ref(), &config.data_dir, config.database.sqlite_synchronous).await?;
     let store = stores.events.clone();
     let runtime = runtime::Runtime::new(
         config.limits.engine(),

@@ -19,11 +19,22 @@ pub struct DatabaseConfig {
     /// Longest wait for a connection, in milliseconds: when the database is down, commands fail
     /// with 503 after this long rather than hang.
     pub acquire_timeout_ms: u64,
+    /// SQLite's durability: `full` (the default) syncs the log on every commit, so an answered
+    /// command survives a power loss; `normal` syncs at checkpoints only, so it survives a crash
+    /// of the process but a power loss may take the last commits (what most embedded event stores
+    /// and the peer benchmark's servers use). Ignored on PostgreSQL.
+    pub sqlite_synchronous: crate::store::sqlite::Durability,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: None, schema: None, max_connections: 16, acquire_timeout_ms: 2_000 }
+        Self {
+            url: None,
+            schema: None,
+            max_connections: 16,
+            acquire_timeout_ms: 2_000,
+            sqlite_synchronous: crate::store::sqlite::Durability::Full,
+        }
     }
 }
 
@@ -36,6 +47,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("schema", &self.schema)
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
 }

@@ -31,8 +31,12 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// PostgreSQL when `postgres` is given, else SQLite in `data_dir`.
-    pub async fn open(postgres: Option<&PgSettings>, data_dir: &Path) -> Result<Self> {
+    /// PostgreSQL when `postgres` is given, else SQLite in `data_dir`, synced as `durability` says.
+    pub async fn open(
+        postgres: Option<&PgSettings>,
+        data_dir: &Path,
+        durability: super::sqlite::Durability,
+    ) -> Result<Self> {
         if let Some(settings) = postgres {
             let store = Arc::new(PgStore::open(settings).await?);
             let models = Arc::new(super::postgres::read_models::PgReadModels::new(store.pool()));
@@ -47,7 +51,7 @@ impl Stores {
                 backend: "postgres",
             });
         }
-        let store = Arc::new(SqliteStore::open(data_dir).await?);
+        let store = Arc::new(SqliteStore::open_with(data_dir, durability).await?);
         Ok(Self {
             events: store.clone(),
             plugins: store.clone(),

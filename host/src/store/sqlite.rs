@@ -10,8 +10,9 @@
 //!
 //! The writer (group commit, recovery after a failed commit) is in `sqlite_writer`.
 //!
-//! Durability: WAL with `synchronous=FULL`. Group commit pays for the extra fsync, and FULL does
-//! not lose acknowledged commands on power loss (NORMAL may).
+//! Durability: WAL with `synchronous=FULL` by default. Group commit pays for the extra fsync, and
+//! FULL does not lose acknowledged commands on power loss (NORMAL may); `database.sqlite_synchronous
+//! = "normal"` trades that for commits that wait on no disk flush.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -36,6 +37,18 @@ use super::{
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// When SQLite syncs its write-ahead log (`database.sqlite_synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// On every commit: an answered command survives a power loss (the default).
+    #[default]
+    Full,
+    /// At checkpoints: an answered command survives a crash of the process, not always a
+    /// power loss.
+    Normal,
+}
+
 /// SQLite event store over a data directory.
 pub struct SqliteStore {
     pub(super) reads: SqlitePool,
@@ -49,8 +62,14 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `data_dir/cairn.db`, applies migrations, starts the writer.
+    /// Opens (creating if needed) `data_dir/cairn.db`, applies migrations, starts the writer;
+    /// every commit is synced ([`Durability::Full`]).
     pub async fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with(data_dir, Durability::Full).await
+    }
+
+    /// Like [`SqliteStore::open`], syncing as `durability` says.
+    pub async fn open_with(data_dir: &Path, durability: Durability) -> Result<Self> {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let lock_path = data_dir.join("cairn.lock");
         let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
@@ -61,7 +80,10 @@ impl SqliteStore {
             .filename(data_dir.join("cairn.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(5));
         let mut conn = SqliteConnection::connect_with(&options).await.context("opening the SQLite database")?;
         let writes = options.clone();
@@ -84,7 +106,15 @@ impl SqliteStore {
         let writer_health = health.clone();
         let conn = Some(conn);
         tokio::spawn(
-            Writer { conn, options: writes, heads: HashMap::new(), head: head_tx, health: writer_health }.run(jobs),
+            Writer {
+                conn,
+                options: writes,
+                heads: HashMap::new(),
+                head: head_tx,
+                health: writer_health,
+                next_position: None,
+            }
+            .run(jobs),
         );
         Ok(Self { reads, admin, writer, head, health, _lock: lock })
     }

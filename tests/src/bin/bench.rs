@@ -26,6 +26,9 @@
 //!     `balances` projection over `--events N` (default 1,000,000) stored events.
 //! 12. Peers (`bench/peers.rs`, only with `--peers`): the peer kit's `bench.sh` (the bank
 //!     hand-written and on cqrs-es, an HTTP ceiling, and Cairn) and Cairn's ratio to each peer.
+//! 13. Sandbox (`bench/sandbox.rs`, only with `--sandbox`): the bank's aggregate as a component
+//!     and linked natively through the same engine: one call each way, and the peer kit's load
+//!     on each (`--seconds S` per run, default 5).
 //!
 //! Options: `--commands N` (HTTP commands per run, default 4000), `--clients C` (default 16),
 //! `--read-side` (only section 7), `--gateway-cache` (only section 8), `--postgres` (only
@@ -46,6 +49,8 @@ mod peers;
 mod postgres;
 #[path = "bench/read_side.rs"]
 mod read_side;
+#[path = "bench/sandbox.rs"]
+mod sandbox;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,6 +90,10 @@ fn main() -> Result<()> {
     }
     if args.iter().any(|a| a == "--postgres") {
         return runtime.block_on(postgres::postgres());
+    }
+    if args.iter().any(|a| a == "--sandbox") {
+        let window = Duration::from_secs_f64(option(&args, "--seconds", 5.0));
+        return runtime.block_on(sandbox::sandbox(clients, window));
     }
     if args.iter().any(|a| a == "--bank") {
         let window = Duration::from_secs_f64(option(&args, "--seconds", 5.0));

@@ -93,6 +93,36 @@ async fn overreach() {
 }
 
 #[tokio::test]
+async fn bank_decide_only() {
+    // The bank's aggregate without its read side, as a component and linked natively into a
+    // host (the sandbox benchmark's two sides): the same answers and the same events.
+    let wasm = TestHost::start(&[cairn_tests::BANK_DECIDE_ONLY_COMPONENT]).await.unwrap();
+    let native = TestHost::start(&[]).await.unwrap();
+    let domain = std::sync::Arc::new(cairn_tests::native::SdkDomain::<bank::Domain>::default());
+    let plugin = native.registry().install_native(domain).unwrap();
+    assert!(plugin.digest.starts_with("native-") && plugin.keeps_state());
+    let mut answers = Vec::new();
+    for host in [&wasm, &native] {
+        let mut seen = Vec::new();
+        for (command, body) in [
+            ("open-account", json!({"account_id": "a1", "owner": "Ann"})),
+            ("deposit", json!({"account_id": "a1", "amount": 500})),
+            ("withdraw", json!({"account_id": "a1", "amount": 700})),
+            ("withdraw", json!({"account_id": "a1", "amount": 200})),
+            ("deposit", json!({"account_id": "nobody", "amount": 1})),
+        ] {
+            let reply = host.command("bank", command, body).await.unwrap();
+            seen.push((reply.status, reply.body["code"].clone(), reply.body["events"].clone()));
+        }
+        let state = host.get("/v1/domains/bank/aggregates/account/a1").await.unwrap();
+        seen.push((state.status, json!(null), state.body["state"].clone()));
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "the sandbox changes nothing in what is decided");
+    assert_eq!(answers[0].iter().map(|a| a.0).collect::<Vec<_>>(), [201, 200, 422, 200, 422, 200]);
+}
+
+#[tokio::test]
 async fn bank() {
     let host = TestHost::start(&[cairn_tests::BANK_COMPONENT]).await.unwrap();
     let opened = host.command("bank", "open-account", json!({"account_id": "a1", "owner": "Ann"})).await.unwrap();

@@ -75,3 +75,36 @@ async fn a_plugins_directory_with_a_broken_file_fails_the_start_naming_it() {
     let message = format!("{error:#}");
     assert!(message.contains("junk.wasm") && message.contains("not WebAssembly"), "{message}");
 }
+
+#[tokio::test]
+async fn a_new_versions_shadow_replay_stores_its_own_snapshots_before_it_serves() {
+    use sha2::{Digest, Sha256};
+    let host = TestHost::start_with(&[cairn_tests::KEEPER_COMPONENT], |config| {
+        config.aggregates.snapshot_every = 4;
+    })
+    .await
+    .unwrap();
+    for amount in 1..=6 {
+        let body = json!({"ledger_id": "long", "amount": amount});
+        host.command("keeper", "add", body).await.unwrap().expect_ok();
+    }
+    host.command("keeper", "add", json!({"ledger_id": "short", "amount": 1})).await.unwrap().expect(201);
+    let digest = |path: &str| hex::encode(Sha256::digest(std::fs::read(path).unwrap()));
+    let (v1, v2) = (digest(cairn_tests::KEEPER_COMPONENT), digest(cairn_tests::KEEPER_NEXT_COMPONENT));
+    host.deploy(cairn_tests::KEEPER_NEXT_COMPONENT, "").await.unwrap().expect(201);
+
+    // Before v2 decided anything: v1's snapshot from its commands, v2's from the replay, and
+    // none of the short stream (below `snapshot_every`).
+    let url = format!("sqlite://{}?mode=ro", host.config.data_dir.join("cairn.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, i64, String)> =
+        sqlx::query_as("SELECT stream, digest, version, state FROM snapshots ORDER BY digest = ?, version")
+            .bind(&v2)
+            .fetch_all(&mut raw)
+            .await
+            .unwrap();
+    let summary: Vec<(&str, bool, i64)> = rows.iter().map(|(s, d, v, _)| (s.as_str(), *d == v2, *v)).collect();
+    assert_eq!(summary, vec![("ledger-long", false, 4), ("ledger-long", true, 6)], "{rows:?} (v1 {v1})");
+    let state: serde_json::Value = serde_json::from_str(&rows[1].3).unwrap();
+    assert_eq!(state, json!({"count": 6, "total": 21, "build": "v2"}), "folded by v2");
+}

@@ -197,15 +197,15 @@ async fn sequential_deposits(host: &TestHost, prefix: &str, commands: usize) -> 
 
 /// A closed-loop load's answers, by status class, with latencies.
 #[derive(Default)]
-struct Tally {
-    latencies: Vec<Duration>,
-    ok: usize,
-    refused_422: usize,
-    conflicts_409: usize,
-    other_4xx: usize,
-    server_5xx: usize,
-    transport_errors: usize,
-    first_5xx: Option<String>,
+pub(super) struct Tally {
+    pub(super) latencies: Vec<Duration>,
+    pub(super) ok: usize,
+    pub(super) refused_422: usize,
+    pub(super) conflicts_409: usize,
+    pub(super) other_4xx: usize,
+    pub(super) server_5xx: usize,
+    pub(super) transport_errors: usize,
+    pub(super) first_5xx: Option<String>,
 }
 
 impl Tally {
@@ -234,20 +234,7 @@ async fn hot_streams(clients: usize, window: Duration) -> Result<()> {
         let dir = tempfile::tempdir()?;
         let host = start(&dir.path().join("data"), |_| {}).await?;
         open_accounts(&host, accounts, clients).await?;
-        let started = Instant::now();
-        let deadline = started + window;
-        let tasks: Vec<_> = (0..clients)
-            .map(|client| {
-                let http = host.client().clone();
-                let base = host.base.clone();
-                tokio::spawn(async move { load(http, base, client as u64, accounts as u64, deadline).await })
-            })
-            .collect();
-        let mut tally = Tally::default();
-        for task in tasks {
-            tally.add(task.await?);
-        }
-        let rate = tally.latencies.len() as f64 / started.elapsed().as_secs_f64();
+        let (rate, mut tally) = run_load(&host, accounts, clients, window).await?;
         let (p50, p99) = percentiles(&mut tally.latencies);
         println!(
             "  {accounts:>8} {rate:>11.0} {:>8.2} {:>8.2} {:>8} {:>6} {:>6} {:>6} {:>6}{}",
@@ -268,8 +255,32 @@ async fn hot_streams(clients: usize, window: Duration) -> Result<()> {
     Ok(())
 }
 
+/// The peer kit's load from `clients` clients on the accounts `hot-0` .. for `window`:
+/// commands/s and what came back.
+pub(super) async fn run_load(
+    host: &TestHost,
+    accounts: usize,
+    clients: usize,
+    window: Duration,
+) -> Result<(f64, Tally)> {
+    let started = Instant::now();
+    let deadline = started + window;
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let http = host.client().clone();
+            let base = host.base.clone();
+            tokio::spawn(async move { load(http, base, client as u64, accounts as u64, deadline).await })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        tally.add(task.await?);
+    }
+    Ok((tally.latencies.len() as f64 / started.elapsed().as_secs_f64(), tally))
+}
+
 /// Opens `hot-0` .. `hot-<accounts - 1>` from `clients` concurrent clients.
-async fn open_accounts(host: &TestHost, accounts: usize, clients: usize) -> Result<()> {
+pub(super) async fn open_accounts(host: &TestHost, accounts: usize, clients: usize) -> Result<()> {
     let openers = (0..clients).map(|client| async move {
         for n in (client..accounts).step_by(clients) {
             let reply =
