@@ -51,9 +51,8 @@ pub(crate) async fn bank(options: BankOptions) -> Result<()> {
 }
 
 /// Writes accounts straight into the SQLite store of `data`: for each `(prefix, accounts,
-/// length)`, the streams `account-<prefix>-<n>` with `length` events each (an opening, then
-/// deposits with a small withdrawal every fifth event, so no balance goes below 0), with the
-/// metadata a command would record. Returns how many events it wrote.
+/// length)`, the streams `account-<prefix>-<n>` with `length` events each (an opening, then the
+/// moves of [`seeded_move`]), with the metadata a command would record. Returns how many events it wrote.
 async fn seed(data: &Path, shapes: &[(&str, usize, usize)]) -> Result<usize> {
     let store = cairn::store::sqlite::SqliteStore::open(data).await?;
     let digest = hex::encode(sha2::Sha256::digest(std::fs::read(BANK_COMPONENT)?));
@@ -73,10 +72,9 @@ async fn seed(data: &Path, shapes: &[(&str, usize, usize)]) -> Result<usize> {
             let id = format!("{prefix}-{n}");
             let mut events = vec![event("AccountOpened", "open-account", json!({"account_id": id, "owner": owner(n)}))];
             for v in 2..=length {
-                events.push(if v % 5 == 0 {
-                    event("MoneyWithdrawn", "withdraw", json!({"amount": 50}))
-                } else {
-                    event("MoneyDeposited", "deposit", json!({"amount": deposit(v)}))
+                events.push(match seeded_move(v) {
+                    cents if cents < 0 => event("MoneyWithdrawn", "withdraw", json!({"amount": -cents})),
+                    cents => event("MoneyDeposited", "deposit", json!({"amount": cents})),
                 });
             }
             // Appends of about BATCH events. A longer stream goes in pieces of BATCH events, and
@@ -109,14 +107,15 @@ fn owner(n: usize) -> String {
     format!("owner {}", n % 1_000)
 }
 
-/// The seeded deposit at stream version `v`.
-fn deposit(v: usize) -> usize {
-    100 + v % 900
+/// The cents the seeded event at stream version `v` (from 2) moves: a deposit of 100 to 999, or
+/// on every fifth version a withdrawal of 50 (negative), so no balance goes below 0.
+fn seeded_move(v: usize) -> i64 {
+    if v.is_multiple_of(5) { -50 } else { 100 + (v % 900) as i64 }
 }
 
 /// The balance [`seed`] leaves on an account with `length` events.
 fn seeded_balance(length: usize) -> i64 {
-    (2..=length).map(|v| if v % 5 == 0 { -50 } else { deposit(v) as i64 }).sum()
+    (2..=length).map(seeded_move).sum()
 }
 
 /// A host with the bank over `data`; the bench polls the admin API, so its rate limit is lifted.

@@ -37,6 +37,7 @@ pub(crate) fn peers(options: PeersOptions) -> Result<()> {
         "the peer kit is not at {}: `--peers` expects `../shared/peers` beside the clone",
         kit.display()
     );
+    let kit = kit.canonicalize()?;
     let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),
@@ -50,8 +51,11 @@ pub(crate) fn peers(options: PeersOptions) -> Result<()> {
         cargo().current_dir(&copy).args(["build", "--release"]).env_remove("CARGO_TARGET_DIR"),
         "building the peer kit",
     )?;
-    println!("building the cairn binary (cargo build --release -p cairn --bin cairn) ...");
-    run(cargo().current_dir(&root).args(["build", "--release", "-p", "cairn", "--bin", "cairn"]), "building cairn")?;
+    // With this bench's package selected too, the dependencies' features are the ones this
+    // bench was built with: the binary only links, and the next `cargo bench-cairn` rebuilds nothing.
+    println!("building the cairn binary (cargo build --release -p cairn -p cairn-tests --bin cairn) ...");
+    let build_cairn = ["build", "--release", "-p", "cairn", "-p", "cairn-tests", "--bin", "cairn"];
+    run(cargo().current_dir(&root).args(build_cairn), "building cairn")?;
     let cairn = target_dir.join("release").join("cairn");
     anyhow::ensure!(cairn.exists(), "no cairn binary at {}", cairn.display());
 
@@ -62,6 +66,10 @@ pub(crate) fn peers(options: PeersOptions) -> Result<()> {
     });
     if postgres.is_none() {
         println!("{POSTGRES_URL_VARIABLE} is not set: the PostgreSQL targets are SKIPPED");
+    }
+    match std::env::var("RUST_LOG") {
+        Ok(filter) => println!("cairn serve logs with RUST_LOG={filter}"),
+        Err(_) => println!("cairn serve logs at its default level, info: one access line per request"),
     }
     println!(
         "bench.sh: {} rounds x [{targets}], {} s, {} clients, {} accounts\n",
@@ -81,7 +89,7 @@ pub(crate) fn peers(options: PeersOptions) -> Result<()> {
     if let Some(url) = &postgres {
         bench.env("PG_URL", url);
     }
-    let results = run_bench(bench)?;
+    let results = run_bench(bench, &copy)?;
     let runs = std::fs::read_to_string(copy.join(&results).join("runs.jsonl"))
         .with_context(|| format!("reading {results}/runs.jsonl"))?
         .lines()
@@ -106,20 +114,35 @@ fn run(command: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs bench.sh, echoing its output; returns its results folder (relative to the kit).
-fn run_bench(mut bench: Command) -> Result<String> {
+/// Runs bench.sh from `copy`, echoing its own lines (runs, table, results folder); returns its
+/// results folder (relative to `copy`). What else reaches its standard output comes from the
+/// servers it starts (bench.sh sends only their standard error to its logs, and `cairn serve`
+/// logs to standard output, an access line per request): that goes to
+/// `servers-stdout.log` in the results folder instead of the screen.
+fn run_bench(mut bench: Command, copy: &Path) -> Result<String> {
     use std::io::BufRead;
     let mut child = bench.spawn().context("starting bench.sh")?;
     let stdout = child.stdout.take().context("bench.sh's output")?;
-    let mut results = None;
+    let (mut results, mut servers) = (None, String::new());
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line?;
+        let ours = line.starts_with("{\"target\"") || line.starts_with('|') || line.starts_with("results in ");
+        if !ours {
+            servers.push_str(&line);
+            servers.push('\n');
+            continue;
+        }
         println!("{line}");
         if let Some(folder) = line.strip_prefix("results in ") {
             results = Some(folder.trim().to_string());
         }
     }
     let status = child.wait()?;
+    let log = copy.join(results.as_deref().unwrap_or(".")).join("servers-stdout.log");
+    std::fs::write(&log, &servers)?;
+    if !servers.is_empty() {
+        println!("({} lines of the servers' standard output are in {})", servers.lines().count(), log.display());
+    }
     anyhow::ensure!(status.success(), "bench.sh failed ({status}); its server logs are in its results folder");
     results.context("bench.sh did not say where its results are")
 }
