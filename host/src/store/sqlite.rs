@@ -106,15 +106,7 @@ impl SqliteStore {
         let writer_health = health.clone();
         let conn = Some(conn);
         tokio::spawn(
-            Writer {
-                conn,
-                options: writes,
-                heads: HashMap::new(),
-                head: head_tx,
-                health: writer_health,
-                next_position: None,
-            }
-            .run(jobs),
+            Writer { conn, options: writes, heads: HashMap::new(), head: head_tx, health: writer_health }.run(jobs),
         );
         Ok(Self { reads, admin, writer, head, health, _lock: lock })
     }

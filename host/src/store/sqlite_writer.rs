@@ -47,10 +47,6 @@ pub(super) struct Writer {
     pub(super) heads: HashMap<(String, String), u64>,
     /// The last committed position, published after every commit (projection runners wake on it).
     pub(super) head: watch::Sender<u64>,
-    /// The position the next event gets, known since the last commit (this writer is the only
-    /// one that appends); read again inside the transaction after a failure discarded the
-    /// connection.
-    pub(super) next_position: Option<u64>,
 }
 
 /// An accepted append and where its events go.
@@ -115,7 +111,6 @@ impl Writer {
             self.heads.clear();
         }
         self.head.send_replace(next_position - 1);
-        self.next_position = Some(next_position);
         for Planned { job, result } in planned {
             let _ = job.reply.send(Ok(result));
         }
@@ -130,7 +125,6 @@ impl Writer {
     /// (an open or half-rolled-back transaction), the next attempt starts on a fresh one.
     async fn discard(&mut self) {
         self.heads.clear();
-        self.next_position = None;
         if let Some(conn) = self.conn.take() {
             let _ = conn.close().await;
         }
@@ -198,17 +192,14 @@ impl Writer {
         let mut tentative: HashMap<(String, String), u64> = HashMap::new();
         let mut keys: HashMap<(String, String), IdempotencyRecord> = HashMap::new();
         let recorded_at_micros = now_micros();
-        // Known since the last commit, else read inside the write transaction (an index seek):
-        // positions follow whatever committed last, so they are assigned in commit order.
-        let mut next_position = match self.next_position {
-            Some(next) => next,
-            None => match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events")
-                .fetch_one(&mut *tx)
-                .await
-            {
-                Ok(p) => p as u64,
-                Err(e) => return Err(fail(group, planned, e.into())),
-            },
+        // Read inside the write transaction (an index seek): positions follow whatever committed
+        // last, so they are assigned in commit order.
+        let mut next_position = match sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(position), 0) + 1 FROM events")
+            .fetch_one(&mut *tx)
+            .await
+        {
+            Ok(p) => p as u64,
+            Err(e) => return Err(fail(group, planned, e.into())),
         };
         let mut remaining = group.into_iter();
         while let Some(job) = remaining.next() {

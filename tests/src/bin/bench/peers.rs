@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
-use cairn_tests::{BANK_COMPONENT, POSTGRES_URL_VARIABLE};
+use cairn_tests::{BANK_DECIDE_ONLY_COMPONENT, POSTGRES_URL_VARIABLE};
 use serde_json::Value;
 
 /// How `--peers` runs `bench.sh`.
@@ -82,7 +82,8 @@ pub(crate) fn peers(options: PeersOptions) -> Result<()> {
         .args([options.rounds.to_string(), options.seconds.to_string()])
         .args([options.clients.to_string(), options.accounts.to_string()])
         .env("CAIRN_BIN", &cairn)
-        .env("BANK_WASM", BANK_COMPONENT)
+        // The bank without its read side: the peers keep no read model, so neither does Cairn here.
+        .env("BANK_WASM", BANK_DECIDE_ONLY_COMPONENT)
         .env("TARGETS", &targets)
         .env_remove("CARGO_TARGET_DIR")
         .stdout(Stdio::piped());
