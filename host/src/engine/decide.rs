@@ -78,10 +78,11 @@ impl CommandEngine {
         let stream = format!("{aggregate}-{aggregate_id}");
         // The slot first: commands queued on a busy domain hold no history in memory.
         let slot = self.budgets.acquire(plugin).await?;
+        let names = (request.domain.as_str(), stream.as_str(), aggregate, aggregate_id);
         let decided = if plugin.keeps_state() {
-            self.decide_on_state(plugin, &stream, aggregate, aggregate_id, request, prior, stale).await
+            self.decide_on_state(plugin, names, request, prior, stale).await
         } else {
-            self.decide_on_history(plugin, &stream, aggregate, aggregate_id, request, prior).await
+            self.decide_on_history(plugin, names, request, prior).await
         };
         drop(slot);
         decided
@@ -91,13 +92,11 @@ impl CommandEngine {
     async fn decide_on_history(
         &self,
         plugin: &Arc<Plugin>,
-        stream: &str,
-        aggregate: &str,
-        aggregate_id: &str,
+        names: Names<'_>,
         request: &CommandRequest,
         prior: &[BufferedAppend],
     ) -> Result<Decided, CommandError> {
-        let names = (request.domain.as_str(), stream, aggregate, aggregate_id);
+        let (_, stream, aggregate, aggregate_id) = names;
         let start = self.start(plugin, names, prior, Source::History, None).await?;
         let decide = DecideRequest {
             aggregate: aggregate.to_string(),
@@ -112,21 +111,17 @@ impl CommandEngine {
     }
 
     /// The 0.1.2 path: a state and the events after it into `aggregate-state.decide`.
-    #[allow(clippy::too_many_arguments)]
     async fn decide_on_state(
         &self,
         plugin: &Arc<Plugin>,
-        stream: &str,
-        aggregate: &str,
-        aggregate_id: &str,
+        names: Names<'_>,
         request: &CommandRequest,
         prior: &[BufferedAppend],
         stale: Option<u64>,
     ) -> Result<Decided, CommandError> {
-        let domain = request.domain.as_str();
+        let (domain, stream, aggregate, aggregate_id) = names;
         let mut source = Source::Kept;
         loop {
-            let names = (domain, stream, aggregate, aggregate_id);
             let start = self.start(plugin, names, prior, source, stale).await?;
             let state_request = StateRequest {
                 aggregate: aggregate.to_string(),
@@ -188,7 +183,6 @@ impl CommandEngine {
     /// For a plugin that keeps state, events beyond the read bound (`limits.max_read_mib`) are
     /// folded into the state a bounded page at a time, so no stream is too long to decide on;
     /// an older plugin needs the whole history at once and is refused one over the bound.
-    #[allow(clippy::too_many_arguments)]
     async fn start(
         &self,
         plugin: &Arc<Plugin>,
